@@ -1,0 +1,159 @@
+"""Loading trackers from every checkpoint kind users have, and the suite's own checkpoint layout.
+
+Kinds recognised (by their tensors; nothing about the architecture needs to be stored):
+- official Chrono Lightning ``.ckpt``: weights under ``["state_dict"]`` with keys ``model.dino.*``,
+  ``model.adapter.{i}.*``, ``model.occ_linear.*``;
+- DINOv2 hub ``*_pretrain.pth``: a bare state dict of the ViT (adapters start at identity);
+- a checkpoint written by ``chrono.train``: ``{"format": SUITE_FORMAT, "tracker_config": ..., "model": ...}``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from chrono.models.tracker import AdapterConfig, ChronoTracker, TrackerConfig
+from chrono.models.vit import ViTConfig, backbone_config, dinov2_state_dict_config
+
+SUITE_FORMAT = "chrono-suite/1"
+
+# Tracker settings a caller may override at load time (they do not change parameter shapes).
+HEAD_OVERRIDES = ("input_size", "softmax_temperature", "argmax_radius", "query_chunk_size")
+ADAPTER_OVERRIDES = ("num_heads", "window")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit; the message names the file."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """torch.load on CPU with clear errors. Tries the safe loader first (tensors and plain containers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # Lightning checkpoints may pickle arbitrary objects (hyper-parameters, callbacks): only open
+        # those from a source you trust.
+        pass
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any failure here means the file is unusable
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {err}") from err
+
+
+def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def classify(obj: Any, path: Path) -> tuple[str, dict[str, torch.Tensor], dict | None]:
+    """(kind, tracker state dict with keys ``dino.*``, ``adapter.*``, ``occ_linear.*``, stored config or None)."""
+    if isinstance(obj, Mapping) and obj.get("format") == SUITE_FORMAT:
+        return "suite", dict(obj["model"]), obj["tracker_config"]
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        state = obj["state_dict"]
+        if any(k.startswith("model.dino.") for k in state):
+            return "official", _strip(state, "model."), None
+        raise CheckpointError(
+            f"{path}: a Lightning checkpoint, but not of Chrono (no 'model.dino.*' keys; first keys: {list(state)[:5]})"
+        )
+    if isinstance(obj, Mapping) and "cls_token" in obj and "patch_embed.proj.weight" in obj:
+        return "dinov2", {f"dino.{k}": v for k, v in obj.items()}, None
+    keys = list(obj)[:5] if isinstance(obj, Mapping) else type(obj).__name__
+    raise CheckpointError(
+        f"{path}: not a Chrono checkpoint, a DINOv2 *_pretrain.pth or a chrono.train checkpoint (found {keys})"
+    )
+
+
+def infer_tracker_config(state: Mapping[str, torch.Tensor], path: Path) -> TrackerConfig:
+    """Architecture from the tensors: ViT from ``dino.*``, adapter count and width from ``adapter.{i}.conv1``."""
+    try:
+        vit = dinov2_state_dict_config(_strip(state, "dino."))
+    except (KeyError, ValueError, IndexError) as err:
+        raise CheckpointError(f"{path}: cannot infer the ViT architecture from its tensors (missing {err})") from err
+    adapter_ids = {int(m.group(1)) for k in state if (m := re.match(r"adapter\.(\d+)\.", k))}
+    if adapter_ids:
+        width = state["adapter.0.conv1.weight"].shape[0]
+        adapter = AdapterConfig(enabled=True, width=width)
+    else:
+        adapter = AdapterConfig(enabled=False)
+    return TrackerConfig(backbone=vit, adapter=adapter)
+
+
+def _as_adapter(adapter: AdapterConfig | Mapping | None) -> AdapterConfig:
+    if adapter is None:
+        return AdapterConfig()
+    return adapter if isinstance(adapter, AdapterConfig) else AdapterConfig(**adapter)
+
+
+def _apply_overrides(cfg: TrackerConfig, overrides: Mapping[str, Any]) -> TrackerConfig:
+    """Head and adapter settings that do not change parameter shapes."""
+    unknown = set(overrides) - set(HEAD_OVERRIDES) - set(ADAPTER_OVERRIDES)
+    if unknown:
+        raise TypeError(f"unknown tracker overrides {sorted(unknown)}; allowed: {HEAD_OVERRIDES + ADAPTER_OVERRIDES}")
+    adapter = replace(cfg.adapter, **{k: overrides[k] for k in ADAPTER_OVERRIDES if k in overrides})
+    return replace(cfg, adapter=adapter, **{k: overrides[k] for k in HEAD_OVERRIDES if k in overrides})
+
+
+def load_state_strict(tracker: ChronoTracker, state: Mapping[str, torch.Tensor], path: Path, allow_missing=()) -> None:
+    """load_state_dict(strict) with one clear error listing the first offending keys."""
+    own = tracker.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(tuple(allow_missing))]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if items:
+                parts.append(f"{label} ({len(items)}): {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
+        raise CheckpointError(f"{path}: does not fit the tracker: " + "; ".join(parts))
+    tracker.load_state_dict(state, strict=not allow_missing)
+
+
+def build_tracker(
+    backbone: str | ViTConfig = "vits", adapter: AdapterConfig | Mapping | None = None, **settings: Any
+) -> ChronoTracker:
+    """A freshly initialised tracker: backbone preset name (or config), adapter, head/adapter settings."""
+    vit = backbone if isinstance(backbone, ViTConfig) else backbone_config(backbone)
+    return ChronoTracker(_apply_overrides(TrackerConfig(backbone=vit, adapter=_as_adapter(adapter)), settings))
+
+
+def load_tracker(path: str | os.PathLike | None = None, device: str | torch.device = "cpu", **overrides: Any) -> ChronoTracker:
+    """A Chrono tracker in eval mode.
+
+    Args:
+      path: official Chrono ``.ckpt``, DINOv2 ``*_pretrain.pth`` (fresh identity adapters), a
+        ``chrono.train`` checkpoint, or None for random weights.
+      device: where to put it.
+      **overrides: head settings (``input_size``, ``softmax_temperature``, ``argmax_radius``,
+        ``query_chunk_size``) and adapter ``num_heads`` / ``window``; with ``path=None`` also
+        ``backbone`` (preset name or ViTConfig) and ``adapter`` (mapping or AdapterConfig), the latter
+        also for a DINOv2 file (``adapter={"enabled": False}`` gives the plain DINOv2 tracker).
+    """
+    if path is None:
+        return build_tracker(**overrides).to(device).eval()
+    path = Path(path)
+    kind, state, stored = classify(read_checkpoint(path), path)
+    cfg = TrackerConfig.from_dict(stored) if kind == "suite" else infer_tracker_config(state, path)
+    if kind == "dinov2":
+        cfg = replace(cfg, adapter=_as_adapter(overrides.pop("adapter", None)))
+    tracker = ChronoTracker(_apply_overrides(cfg, overrides))
+    # A DINOv2 file holds only the backbone: adapters keep their identity init, occ_linear its default.
+    load_state_strict(tracker, state, path, allow_missing=("adapter.", "occ_linear.") if kind == "dinov2" else ())
+    return tracker.to(device).eval()
+
+
+def tracker_checkpoint(tracker: ChronoTracker) -> dict:
+    """The model part of a suite checkpoint (``chrono.train`` adds optimizer, step, RNG, config)."""
+    return {"format": SUITE_FORMAT, "tracker_config": tracker.cfg.to_dict(), "model": tracker.state_dict()}

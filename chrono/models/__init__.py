@@ -1,0 +1,1 @@
+"""Models: the DINOv2-compatible ViT and the Chrono tracker."""
