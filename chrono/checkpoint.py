@@ -157,3 +157,30 @@ def load_tracker(path: str | os.PathLike | None = None, device: str | torch.devi
 def tracker_checkpoint(tracker: ChronoTracker) -> dict:
     """The model part of a suite checkpoint (``chrono.train`` adds optimizer, step, RNG, config)."""
     return {"format": SUITE_FORMAT, "tracker_config": tracker.cfg.to_dict(), "model": tracker.state_dict()}
+
+
+def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any]) -> ChronoTracker:
+    """A tracker from the Hydra ``backbone`` and ``adapter`` groups (conf/backbone, conf/adapter).
+
+    ``backbone.name`` picks the preset, other ViTConfig fields override it, ``backbone.pretrained`` (a
+    DINOv2 ``*_pretrain.pth``) fills the ViT; ``backbone.freeze`` is the trainer's business. The
+    adapter group holds the adapter's fields and the head settings.
+    """
+    vit_fields = {k: v for k, v in backbone.items() if k not in ("name", "pretrained", "freeze")}
+    try:
+        vit = backbone_config(backbone["name"], **vit_fields)
+    except TypeError as err:
+        raise ValueError(f"backbone config: {err} (allowed: {list(ViTConfig.__dataclass_fields__)})") from err
+    adapter_fields = set(AdapterConfig.__dataclass_fields__)
+    tracker = build_tracker(
+        vit,
+        AdapterConfig(**{k: v for k, v in adapter.items() if k in adapter_fields}),
+        **{k: v for k, v in adapter.items() if k not in adapter_fields},
+    )
+    if backbone.get("pretrained"):
+        path = Path(backbone["pretrained"])
+        kind, state, _ = classify(read_checkpoint(path), path)
+        if kind != "dinov2":
+            raise CheckpointError(f"{path}: backbone.pretrained must be a DINOv2 *_pretrain.pth, this is a {kind} checkpoint")
+        load_state_strict(tracker, state, path, allow_missing=("adapter.", "occ_linear."))
+    return tracker
