@@ -1,0 +1,264 @@
+"""Train Chrono: ``python -m chrono.train`` (plain PyTorch, Hydra-composed, DDP through torchrun).
+
+    python -m chrono.train backbone=vitb backbone.pretrained=checkpoints/dinov2_vitb14_pretrain.pth \\
+        dataset=kubric dataset.root=/data/movi_e_shards              # the paper's recipe: experiment=chrono_vitb
+    python -m chrono.train experiment=cpu_synthetic                   # what `make train` runs
+    torchrun --nproc_per_node=8 -m chrono.train experiment=chrono_vitb   # DDP (gloo on CPU, NCCL on GPU)
+    python -m chrono.train -m adapter=chrono,none experiment=smoke    # a sweep: one MLflow parent run
+
+The loop reads top to bottom: build the tracker, the optimizer and the data; resume if asked; then for
+every step accumulate gradients over micro-batches, clip, skip the step if the gradient is not finite,
+step the optimizer and the one-cycle schedule; log, validate and checkpoint on their intervals. Only rank 0
+writes (checkpoints, MLflow, result files); every rank takes part in validation (videos are split).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from chrono import dist
+from chrono.checkpoint import tracker_from_config
+from chrono.losses import tracking_loss
+from chrono.optim import build_optimizer
+from chrono.progress import ProgressMeter
+from chrono.train_state import Progress, load_training_checkpoint, save_training_checkpoint
+
+VAL_METRIC_NAMES = {"average_jaccard": "AJ", "average_pts_within_thresh": "delta_avg", "occlusion_accuracy": "OA"}
+
+
+def log(text: str) -> None:
+    if dist.is_main_process():
+        print(text, file=sys.stderr, flush=True)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device(f"cuda:{dist.info().local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA only: on CPU bf16 is ~8x slower than fp32, so ``auto`` means fp32 there."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def find_resume_checkpoint(resume: str | None, run_root: Path) -> Path | None:
+    """``resume``: null (start fresh), ``auto`` (the newest ``last.ckpt`` of this run name, if any), or a path."""
+    if not resume:
+        return None
+    if resume != "auto":
+        path = Path(hydra.utils.to_absolute_path(resume))
+        if not path.is_file():
+            raise FileNotFoundError(f"resume={resume}: no such checkpoint")
+        return path
+    found = sorted(run_root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def validate(model, cfg: DictConfig, benchmark_path: Path) -> dict[str, float]:
+    """Benchmark means of the current model on the validation benchmark (all ranks share the videos)."""
+    from chrono.evaluate import evaluate_benchmark
+
+    was_training = model.training
+    model.eval()
+    result = evaluate_benchmark(
+        model, cfg.val.benchmark.name, cfg.val.benchmark.format, benchmark_path, cfg.val.benchmark.query_mode,
+        resolution=tuple(cfg.val.benchmark.resolution), max_videos=cfg.val.max_videos, progress=None,
+    )
+    model.train(was_training)
+    return result.means
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """The body of ``python -m chrono.train``; returns the final validation means (every rank)."""
+    from chrono import tracking
+    from chrono.data.loader import build_train_loader
+    from chrono.evaluate import benchmark_path
+
+    where = dist.info()
+    device = resolve_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    seed_everything(cfg.seed + where.rank)
+
+    # ---- model, optimizer
+    model = tracker_from_config(cfg.backbone, cfg.adapter).to(device)
+    model.dino.requires_grad_(not cfg.backbone.freeze)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = build_optimizer(params, cfg.optim, cfg.steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    progress = Progress()
+    resume_from = find_resume_checkpoint(cfg.resume, run_dir.parent)
+    if resume_from is not None:
+        progress = load_training_checkpoint(resume_from, model, optimizer, scheduler, scaler)
+        log(f"resumed from {resume_from} at step {progress.step}")
+    elif cfg.resume == "auto":
+        log("resume=auto: no earlier checkpoint of this run name, starting fresh")
+    ddp_model = model
+    if where.world_size > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    # ---- data: the loader is positioned at the first micro-batch this run has not yet consumed
+    accum = int(cfg.grad_accum)
+    loader = build_train_loader(
+        cfg.dataset, rank=where.rank, world_size=where.world_size, seed=cfg.seed, start_batch=progress.step * accum
+    )
+    batches = iter(loader)
+    clips_per_step = cfg.dataset.batch_size * accum * where.world_size
+    val_path = benchmark_path(cfg.val.benchmark, hydra.utils.to_absolute_path) if cfg.val.every else None
+
+    # ---- MLflow (rank 0)
+    run = None
+    if where.is_main and cfg.mlflow.enabled:
+        run = tracking.start_run(
+            cfg.mlflow.experiment, run_name=cfg.name,
+            tags={"run_dir": str(run_dir), "world_size": where.world_size},
+            parent_run_id=tracking.parent_run_id(tracking.hydra_sweep_dir()),
+        )
+        run.log_params(tracking.flatten_config(cfg))
+        config_file = run_dir / ".hydra" / "config.yaml"
+        if config_file.is_file():
+            run.log_artifact(config_file, "hydra")
+
+    ckpt_dir = run_dir / "checkpoints"
+
+    def save(name: str) -> None:
+        if where.is_main:
+            save_training_checkpoint(ckpt_dir / name, model, optimizer, scheduler, scaler, progress, resolved)
+
+    meter = ProgressMeter(cfg.steps, progress.step)
+    log(f"training {cfg.name}: {sum(p.numel() for p in params):,} trainable parameters, {cfg.steps} steps of "
+        f"{clips_per_step} clips, device {device}, precision {amp_dtype or torch.float32}, world {where.world_size}")
+    model.train()
+    window: dict[str, float] = {}
+    last_val: dict[str, float] = {}
+    while progress.step < cfg.steps:
+        optimizer.zero_grad(set_to_none=True)
+        terms_sum: dict[str, float] = {}
+        for micro in range(accum):
+            batch = to_device(next(batches), device)
+            sync = micro == accum - 1 or where.world_size == 1
+            with (contextlib.nullcontext() if sync else ddp_model.no_sync()):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    output = ddp_model(batch["video"], batch["query_points"])
+                loss, terms = tracking_loss({k: v.float() for k, v in output.items()}, batch, **cfg.loss)
+                scaler.scale(loss / accum).backward()
+            for k, v in {"loss": loss, **terms}.items():
+                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() / accum
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+        if torch.isfinite(grad_norm):
+            scaler.step(optimizer)
+        else:  # the reference zeroes non-finite gradients; we skip the whole update and count it
+            progress.skipped += 1
+            log(f"step {progress.step}: non-finite gradient norm, update skipped ({progress.skipped} so far)")
+        scaler.update()
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        progress.step += 1
+        step = progress.step
+
+        for k, v in terms_sum.items():
+            window[k] = window.get(k, 0.0) + v
+        window["n"] = window.get("n", 0) + 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            n = window.pop("n")
+            means = {k: v / n for k, v in window.items()}
+            rate = meter.interval_rate(step) * clips_per_step
+            if where.is_main:
+                meter.line(step, f"loss {means['loss']:.4f} (pos {means['position']:.4f} occ {means['occlusion']:.4f} "
+                                 f"expd {means['expected_dist']:.4f}) lr {lr:.2e} |g| {grad_norm.item():.3f} "
+                                 f"{rate:.2f} clips/s")
+            if run is not None:
+                run.log_metrics({**{f"train/{k}": v for k, v in means.items()}, "train/lr": lr,
+                                 "train/grad_norm": float(grad_norm), "train/skipped_steps": progress.skipped,
+                                 "train/clips_per_s": rate}, step=step)
+            window = {}
+
+        if cfg.val.every and (step % cfg.val.every == 0 or step == cfg.steps):
+            last_val = validate(model, cfg, val_path)
+            score = last_val[cfg.val.monitor]
+            improved = progress.best is None or score > progress.best
+            progress.best = score if improved else progress.best
+            log(f"step {step}: validation {cfg.val.benchmark.name}/{cfg.val.benchmark.query_mode} "
+                + " ".join(f"{label} {100 * last_val[k]:.1f}" for k, label in VAL_METRIC_NAMES.items())
+                + (" (best)" if improved else ""))
+            if run is not None:
+                run.log_metrics({f"val/{k}": last_val[k] for k in VAL_METRIC_NAMES}, step=step)
+                log_track_picture(run, model, val_path, cfg, step, run_dir)
+            if improved:
+                save("best.ckpt")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save("last.ckpt")
+
+    result = {"steps": progress.step, "skipped_steps": progress.skipped, **{f"val/{k}": v for k, v in last_val.items()}}
+    if where.is_main:
+        from chrono.results import write_json_atomic
+
+        write_json_atomic(run_dir / "results.json", result)
+        log(f"checkpoints: {ckpt_dir}")
+    if run is not None:
+        run.end()
+    del ddp_model, model, optimizer, batches, loader
+    gc.collect()
+    return result
+
+
+def log_track_picture(run, model, val_path: Path, cfg: DictConfig, step: int, run_dir: Path) -> None:
+    """Tracks of the first validation video drawn on its first frame, logged as an MLflow image artifact."""
+    try:
+        from chrono.visualize import draw_summary
+    except ImportError:  # the drawing module arrives with chrono.track
+        return
+    from chrono.data.tapvid import decode_entry, iter_entries, sample_queries
+
+    entry = next(iter(iter_entries(cfg.val.benchmark.format, val_path)))
+    video = decode_entry(entry, tuple(cfg.val.benchmark.resolution))
+    queries = sample_queries(video, cfg.val.benchmark.query_mode)
+    was_training = model.training
+    model.eval()
+    out = model.predict(video.video[None], queries.query_points[None][:, :64], resolution=video.video.shape[1:3])
+    model.train(was_training)
+    path = run_dir / "pictures" / f"tracks_step{step:07d}.png"
+    draw_summary(video.video, out["tracks"][0].cpu().numpy(), out["occluded"][0].cpu().numpy(), path)
+    run.log_artifact(path, "pictures")
+
+
+dist.register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> Any:
+    with dist.distributed():
+        return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
