@@ -151,7 +151,13 @@ def benchmark_path(benchmark_cfg: Mapping[str, Any], absolute: Callable[[str], s
     """The benchmark's file or folder; the built-in synthetic benchmark is generated when it has no path."""
     name, path = benchmark_cfg["name"], benchmark_cfg.get("path")
     if name == "synthetic":
-        from chrono.data.synthetic import ensure_benchmark
+        try:
+            from chrono.data.synthetic import ensure_benchmark
+        except ImportError as e:
+            raise RuntimeError(
+                f"benchmark=synthetic needs its generator chrono.data.synthetic ({e}); "
+                "give a TAP-Vid file instead with benchmark=<davis|...> benchmark.path=..."
+            ) from e
 
         # one rank generates it, the others wait and then find it there
         if dist.is_main_process():

@@ -15,6 +15,8 @@ printed x 100. Used by ``conf/evaluate.yaml``; training sweeps configure it with
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 from pathlib import Path
@@ -109,12 +111,17 @@ class SweepSummary(Callback):
         self.mlflow_enabled = mlflow_enabled
         self.name = name
         self.run: tracking.MlflowRun | None = None
+        self._on_exit = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.mlflow_enabled:
-            return
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Hydra skips on_multirun_end when a job failed (the error propagates once every job has run):
+        # the table of what did finish is then written at exit and the parent run marked FAILED.
+        self._on_exit = functools.partial(self._finish, sweep_dir, "FAILED")
+        atexit.register(self._on_exit)
+        if not self.mlflow_enabled:
+            return
         self.run = tracking.start_run(
             self.experiment, run_name=f"sweep {sweep_dir.name}", tags={"sweep_dir": str(sweep_dir.resolve())}
         )
@@ -122,14 +129,10 @@ class SweepSummary(Callback):
         os.environ[tracking.PARENT_RUN_ENV] = self.run.run_id
         write_text_atomic(sweep_dir / tracking.PARENT_RUN_FILE, self.run.run_id + "\n")
 
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from hydra.core.utils import JobStatus
-
-        # Hydra skips on_multirun_end when a job fails: close the parent run here (for in-process launchers).
-        if job_return.status == JobStatus.FAILED and self.run is not None:
-            self._finish(Path(config.hydra.sweep.dir), status="FAILED")
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._on_exit is not None:
+            atexit.unregister(self._on_exit)
+            self._on_exit = None
         self._finish(Path(config.hydra.sweep.dir), status="FINISHED")
 
     def _finish(self, sweep_dir: Path, status: str) -> None:
@@ -137,7 +140,8 @@ class SweepSummary(Callback):
         markdown = table_markdown(rows) if rows else "(no job wrote a result file)\n"
         md_path = write_text_atomic(sweep_dir / f"{self.name}.md", markdown)
         csv_path = write_text_atomic(sweep_dir / f"{self.name}.csv", table_csv(rows) if rows else "")
-        print(f"\nSweep results ({len(rows)} rows, {sweep_dir}):\n{markdown}", end="")
+        failed = " (some jobs failed)" if status == "FAILED" else ""
+        print(f"\nSweep results{failed} ({len(rows)} rows, {sweep_dir}):\n{markdown}", end="")
         if missing:
             print(f"no {self.table['result_file']} in: {', '.join(missing)}")
         print(f"table: {md_path} and {csv_path}")

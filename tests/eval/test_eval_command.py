@@ -151,3 +151,17 @@ def test_clear_errors(evaluate, tmp_path):
     assert proc.returncode != 0 and "none.pkl: no such file or folder" in proc.stderr
     proc = evaluate("tracker=chrono", "benchmark=davis", f"benchmark.path={tmp_path}", check=False)
     assert proc.returncode != 0 and "tracker=chrono needs a checkpoint" in proc.stderr
+
+
+def test_sweep_with_a_failing_job_still_writes_its_table(evaluate, tapvid_dir, tmp_path, mlflow_uri):
+    proc = evaluate(
+        "benchmark=davis,rgb_stacking", f"paths.davis={tapvid_dir / FILES['davis']}", "benchmark.query_mode=first",
+        "mlflow.experiment=test-eval-failing", "progress=false", multirun=True, check=False,
+    )
+    assert proc.returncode != 0 and "benchmark=rgb_stacking has no path" in proc.stderr
+    sweep = tmp_path / "multirun"
+    with open(sweep / "summary.csv") as f:
+        assert [r["benchmark"] for r in csv.DictReader(f)] == ["davis/first"]
+    assert "some jobs failed" in proc.stdout
+    parent = _mlflow_client(mlflow_uri).get_run((sweep / "mlflow_parent_run_id").read_text().strip())
+    assert parent.info.status == "FAILED"
