@@ -31,7 +31,7 @@ train: setup
 # ending with one table (printed, summary.md / summary.csv in the sweep folder, one MLflow parent run).
 # The built-in synthetic benchmark is always there; add real ones by path, e.g.
 #   make eval-all DAVIS=/data/tapvid_davis.pkl KINETICS=/data/kinetics CHECKPOINT=/ckpt/chrono_base.ckpt
-# Without CHECKPOINT the newest best.ckpt that `make train` wrote under outputs/ is used, if any.
+# Without CHECKPOINT the newest best.ckpt that `make train` wrote under $(EVAL_OUTPUTS) is used, if any.
 # EVAL_ARGS passes further overrides (e.g. EVAL_ARGS="max_videos=5 device=cuda").
 CHECKPOINT ?=
 DAVIS ?=
@@ -39,6 +39,7 @@ RGB_STACKING ?=
 KINETICS ?=
 ROBOTAP ?=
 EVAL_ARGS ?=
+EVAL_OUTPUTS ?= outputs
 
 eval-all: setup
 	@set -e; benches=synthetic; paths=""; \
@@ -47,13 +48,13 @@ eval-all: setup
 	done; \
 	ckpt="$(CHECKPOINT)"; \
 	if [ -z "$$ckpt" ]; then \
-	  found=$$(find outputs -path '*/checkpoints/best.ckpt' 2>/dev/null); \
+	  found=$$(find $(EVAL_OUTPUTS) -path '*/checkpoints/best.ckpt' 2>/dev/null); \
 	  if [ -n "$$found" ]; then ckpt=$$(ls -t $$found | head -n 1); fi; \
 	fi; \
 	if [ -n "$$ckpt" ]; then \
 	  echo "eval-all: chrono tracker from $$ckpt"; trackers=chrono,zero_motion; ckpt_arg="checkpoint=$$ckpt"; \
 	else \
-	  echo "eval-all: chrono rows skipped: no CHECKPOINT=... given and no outputs/**/checkpoints/best.ckpt from 'make train'; evaluating zero_motion only."; \
+	  echo "eval-all: chrono rows skipped: no CHECKPOINT=... given and no $(EVAL_OUTPUTS)/**/checkpoints/best.ckpt from 'make train'; evaluating zero_motion only."; \
 	  trackers=zero_motion; ckpt_arg=""; \
 	fi; \
 	set -x; \

@@ -144,13 +144,18 @@ def test_chrono_tracker_through_the_command(evaluate, tapvid_dir, fixtures_dir, 
         assert float(row[name]) == pytest.approx(float(value[0]), abs=1e-9), name
 
 
-def test_clear_errors(evaluate, tmp_path):
-    proc = evaluate("benchmark=davis", "mlflow.enabled=false", check=False)
-    assert proc.returncode != 0 and "benchmark=davis has no path: give benchmark.path=" in proc.stderr
-    proc = evaluate("benchmark=davis", f"benchmark.path={tmp_path / 'none.pkl'}", "mlflow.enabled=false", check=False)
-    assert proc.returncode != 0 and "none.pkl: no such file or folder" in proc.stderr
-    proc = evaluate("tracker=chrono", "benchmark=davis", f"benchmark.path={tmp_path}", check=False)
-    assert proc.returncode != 0 and "tracker=chrono needs a checkpoint" in proc.stderr
+def test_clear_errors_for_missing_paths_and_checkpoints(tmp_path):
+    from chrono.evaluate import benchmark_path, build_tracker
+
+    with pytest.raises(ValueError, match="benchmark=davis has no path: give benchmark.path="):
+        benchmark_path({"name": "davis", "path": None})
+    assert benchmark_path({"name": "davis", "path": "x.pkl"}, lambda p: f"/abs/{p}") == Path("/abs/x.pkl")
+    with pytest.raises(ValueError, match="tracker=chrono needs a checkpoint"):
+        build_tracker({"name": "chrono"}, None, "cpu")
+    with pytest.raises(FileNotFoundError, match="none.ckpt: no such checkpoint"):
+        build_tracker({"name": "chrono"}, str(tmp_path / "none.ckpt"), "cpu")
+    with pytest.raises(ValueError, match="unknown tracker 'cotracker'"):
+        build_tracker({"name": "cotracker"}, None, "cpu")
 
 
 def test_sweep_with_a_failing_job_still_writes_its_table(evaluate, tapvid_dir, tmp_path, mlflow_uri):
