@@ -35,6 +35,15 @@ def tracking_uri() -> str:
     return f"sqlite:///{outputs / 'mlflow.db'}"
 
 
+def artifact_location() -> str | None:
+    """Where new experiments keep artifacts: ``mlartifacts/`` beside a sqlite store (MLflow would otherwise use
+    ./mlruns in whatever folder the command runs from); the server's choice for any other store."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
+
+
 def _client():
     from mlflow.tracking import MlflowClient
 
@@ -49,11 +58,8 @@ def experiment_id(name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        location = (project_root() / "outputs" / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=artifact_location())
     except MlflowException:  # another process created it in between
         found = client.get_experiment_by_name(name)
         if found is None:

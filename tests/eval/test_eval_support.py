@@ -45,8 +45,12 @@ def test_run_key_is_shared_by_torchrun_ranks(monkeypatch):
 def test_tracking_uri_and_parent_run(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.tracking_uri() == f"sqlite:///{tracking.project_root() / 'outputs' / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
-    assert tracking.tracking_uri() == "sqlite:///elsewhere.db"
+    assert tracking.artifact_location() == (tracking.project_root() / "outputs" / "mlartifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store.db'}")
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'store.db'}"
+    assert tracking.artifact_location() == (tmp_path / "mlartifacts").as_uri()  # beside the store, not ./mlruns
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert tracking.artifact_location() is None
     monkeypatch.delenv(tracking.PARENT_RUN_ENV, raising=False)
     assert tracking.parent_run_id(tmp_path) is None
     (tmp_path / tracking.PARENT_RUN_FILE).write_text("from-file\n")
