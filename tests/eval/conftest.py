@@ -31,7 +31,7 @@ def mlflow_uri(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def run_command(mlflow_uri, tmp_path):
+def run_command(mlflow_uri):
     """Run a command from the repository root with a private MLflow store; return the CompletedProcess."""
 
     def run(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

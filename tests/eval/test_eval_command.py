@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
 FILES = {"davis": "tapvid_davis.pkl", "rgb_stacking": "tapvid_rgb_stacking.pkl", "kinetics": "kinetics"}
 
 
@@ -34,9 +36,11 @@ def _mlflow_client(uri: str):
 @pytest.mark.slow
 def test_single_run_writes_json_csv_and_mlflow(evaluate, tapvid_dir, expected, tmp_path, mlflow_uri):
     results = tmp_path / "out" / "davis_first.json"
+    # relative paths are taken from the folder the command starts in (the repository here)
+    relative = {p: os.path.relpath(p, REPO) for p in (tapvid_dir / FILES["davis"], results)}
     proc = evaluate(
-        "benchmark=davis", f"benchmark.path={tapvid_dir / FILES['davis']}", "benchmark.query_mode=first",
-        "tracker=zero_motion", f"results_file={results}", "mlflow.experiment=test-eval-single",
+        "benchmark=davis", f"benchmark.path={relative[tapvid_dir / FILES['davis']]}", "benchmark.query_mode=first",
+        "tracker=zero_motion", f"results_file={relative[results]}", "mlflow.experiment=test-eval-single",
     )
     data = json.loads(results.read_text())
     assert list(data) == ["davis/first"]
