@@ -22,6 +22,8 @@ import numpy as np
 
 _TAKEN = object()  # stands in the stack for an item already handed out
 _BULK_BYTES = 1024  # strings / bytes longer than this count as bulk
+# The pure-Python unpickler's internals used here exist in CPython 3.8 - 3.13; elsewhere: plain pickle.load.
+_STREAMABLE = hasattr(pickle, "_Unpickler") and hasattr(pickle, "_Unframer")
 
 
 class _NotStreamable(Exception):
@@ -169,15 +171,16 @@ def iter_pickle_items(path: str | Path, is_item: Callable[[Any], bool]) -> Itera
     """
     path = Path(path)
     handed_out = 0
-    with open(path, "rb") as f:
-        unpickler = _StreamingUnpickler(f, is_item)
-        try:
-            for key, item in unpickler.items():
-                handed_out += 1
-                yield unpickler.container, key, item
-            return
-        except _NotStreamable:
-            pass
+    if _STREAMABLE:
+        with open(path, "rb") as f:
+            unpickler = _StreamingUnpickler(f, is_item)
+            try:
+                for key, item in unpickler.items():
+                    handed_out += 1
+                    yield unpickler.container, key, item
+                return
+            except _NotStreamable:
+                pass
     with open(path, "rb") as f:
         result = pickle.load(f)
     pairs = result.items() if isinstance(result, dict) else enumerate(result) if isinstance(result, list) else None
