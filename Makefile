@@ -27,5 +27,39 @@ test-fast: setup
 train: setup
 	@echo "Training is not there yet (issue #5): chrono.train lands with it." ; exit 1
 
+# Every configured benchmark in both query modes as one Hydra multirun, the chrono tracker beside zero_motion,
+# ending with one table (printed, summary.md / summary.csv in the sweep folder, one MLflow parent run).
+# The built-in synthetic benchmark is always there; add real ones by path, e.g.
+#   make eval-all DAVIS=/data/tapvid_davis.pkl KINETICS=/data/kinetics CHECKPOINT=/ckpt/chrono_base.ckpt
+# Without CHECKPOINT the newest best.ckpt that `make train` wrote under $(EVAL_OUTPUTS) is used, if any.
+# EVAL_ARGS passes further overrides (e.g. EVAL_ARGS="max_videos=5 device=cuda").
+CHECKPOINT ?=
+DAVIS ?=
+RGB_STACKING ?=
+KINETICS ?=
+ROBOTAP ?=
+EVAL_ARGS ?=
+EVAL_OUTPUTS ?= outputs
+
+eval-all: setup
+	@set -e; benches=synthetic; paths=""; \
+	for pair in "davis=$(DAVIS)" "rgb_stacking=$(RGB_STACKING)" "kinetics=$(KINETICS)" "robotap=$(ROBOTAP)"; do \
+	  if [ -n "$${pair#*=}" ]; then benches="$$benches,$${pair%%=*}"; paths="$$paths paths.$$pair"; fi; \
+	done; \
+	ckpt="$(CHECKPOINT)"; \
+	if [ -z "$$ckpt" ]; then \
+	  found=$$(find $(EVAL_OUTPUTS) -path '*/checkpoints/best.ckpt' 2>/dev/null); \
+	  if [ -n "$$found" ]; then ckpt=$$(ls -t $$found | head -n 1); fi; \
+	fi; \
+	if [ -n "$$ckpt" ]; then \
+	  echo "eval-all: chrono tracker from $$ckpt"; trackers=chrono,zero_motion; ckpt_arg="checkpoint=$$ckpt"; \
+	else \
+	  echo "eval-all: chrono rows skipped: no CHECKPOINT=... given and no $(EVAL_OUTPUTS)/**/checkpoints/best.ckpt from 'make train'; evaluating zero_motion only."; \
+	  trackers=zero_motion; ckpt_arg=""; \
+	fi; \
+	set -x; \
+	$(PY) -m chrono.evaluate -m benchmark=$$benches benchmark.query_mode=first,strided tracker=$$trackers \
+	  $$ckpt_arg $$paths progress=false $(EVAL_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache
