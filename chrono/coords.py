@@ -48,3 +48,19 @@ def normalised_to_pixels_xy(points: Array, hw: Sequence[float]) -> Array:
 def tyx_to_txy(points: Array) -> Array:
     """Swap (t, y, x) <-> (t, x, y) on the last axis (the operation is its own inverse)."""
     return points[..., [0, 2, 1]]
+
+
+def crop_xy(points: Array, box: Sequence[float], to_hw: Sequence[float]) -> Array:
+    """(x, y) points [..., 2] of an image -> pixels of its crop ``box`` = (y0, x0, h, w) resized to ``to_hw``.
+
+    The crop's top-left corner moves to 0 and its size scales to ``to_hw`` = (H, W) (no half-pixel shift),
+    exactly matching a bilinear resize with half-pixel centres (``align_corners=False``) of the crop.
+    """
+    y0, x0, h, w = box
+    return rescale_xy(points - _ratio(points, (x0, y0)), (h, w), to_hw)
+
+
+def crop_tyx(points: Array, box: Sequence[float], to_hw: Sequence[float]) -> Array:
+    """(t, y, x) query points [..., 3] -> the same crop-and-resize as :func:`crop_xy`; t is kept."""
+    y0, x0, h, w = box
+    return rescale_tyx(points - _ratio(points, (0.0, y0, x0)), (h, w), to_hw)

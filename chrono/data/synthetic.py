@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pickle
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from chrono.coords import rescale_xy
-from chrono.data.textures import make_texture, noise_field
+from chrono.data.textures import make_texture
 
 # Training clips use seeds ``seed * TRAIN_SEED_STRIDE + i``; benchmark videos start at
 # BENCHMARK_SEED_OFFSET, far above any training seed, so the two sets never share a scene.
@@ -370,3 +372,247 @@ def generate_clip(seed: int, **options: Any) -> dict[str, np.ndarray]:
     if o.return_segmentation:
         out["segmentation"] = seg
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Data sets on disk: training shards and the `synthetic` evaluation benchmark.
+
+GENERATOR_VERSION = 1  # bump when the generator changes what a seed produces
+
+
+def train_seed(seed: int, index: int) -> int:
+    """The clip seed of training clip ``index`` of the set generated with ``seed``."""
+    if not 0 <= index < TRAIN_SEED_STRIDE:
+        raise ValueError(f"training clip index must be in [0, {TRAIN_SEED_STRIDE}), got {index}")
+    return int(seed) * TRAIN_SEED_STRIDE + int(index)
+
+
+def benchmark_seed(seed: int, index: int) -> int:
+    """The clip seed of benchmark video ``index``: disjoint from every training seed."""
+    return BENCHMARK_SEED_OFFSET + train_seed(seed, index)
+
+
+def _log(msg: str) -> None:
+    print(f"[chrono.data.synthetic] {msg}", file=sys.stderr, flush=True)
+
+
+def _write_shard_task(task: tuple) -> list[dict]:
+    """Worker: generate clips ``indices`` and write them as shard number ``shard`` (one file)."""
+    from chrono.data.shards import ShardWriter
+
+    folder, shard, indices, seed, compression, options = task
+    with ShardWriter(folder, prefix="train", clips_per_shard=len(indices) + 1, source="synthetic",
+                     compression=compression, start_shard=shard, write_index=False,
+                     attrs={"generator": "chrono.data.synthetic", "generator_version": GENERATOR_VERSION}) as w:
+        for i in indices:
+            s = train_seed(seed, i)
+            c = generate_clip(s, **options)
+            w.add_clip(f"clip_{i:06d}", c["video"], c["tracks"], c["occluded"], query_points=c["query_points"],
+                       attrs={"seed": s})
+    return w.entries
+
+
+def _run_tasks(fn, tasks: list, workers: int | None, what: str, total: int, count_result) -> list:
+    """Run ``fn`` over ``tasks`` on ``workers`` processes (spawned: safe inside a torch process),
+    logging progress; ``count_result`` says how many clips a result holds."""
+    import multiprocessing as mp
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    done, start, results = 0, time.time(), []
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        for result in (pool.imap_unordered(fn, tasks) if pool else map(fn, tasks)):
+            results.append(result)
+            done += count_result(result)
+            _log(f"{what}: {done}/{total} clips, {time.time() - start:.0f} s")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return results
+
+
+def write_train_shards(
+    root: str | os.PathLike,
+    num_clips: int = 1000,
+    seed: int = 0,
+    clips_per_shard: int = 50,
+    workers: int | None = None,
+    compression: str | None = None,
+    exist_ok: bool = False,
+    **options: Any,
+) -> Path:
+    """Generate ``num_clips`` synthetic training clips as HDF5 shards (plus index.json) in ``root``.
+
+    Clip ``i`` is ``generate_clip(seed * 1_000_000 + i, **options)``, stored as ``clip_{i:06d}`` with its
+    candidate tracks and their query points. The whole folder appears at once (built under a temporary
+    name, then renamed), and a lock file beside it makes concurrent callers (e.g. DDP ranks) wait for
+    one generation. With ``exist_ok`` an existing set made with the same settings is reused; a set made
+    with other settings raises a ShardError.
+    """
+    from chrono.data.shards import INDEX_NAME, ShardError, file_lock, make_temp, read_index, update_index
+
+    root = Path(root)
+    opts = clip_options(**options)
+    if opts.return_segmentation:
+        raise ValueError("return_segmentation is not stored in shards")
+    settings = json.loads(json.dumps({"num_clips": int(num_clips), "seed": int(seed),
+                                      "generator_version": GENERATOR_VERSION,
+                                      "options": dataclasses.asdict(opts)}))
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if (root / INDEX_NAME).exists():
+            existing = read_index(root).get("generator")
+            if exist_ok and existing == settings:
+                return root
+            raise ShardError(f"{root}: already holds a training set generated with {existing}, not {settings}; "
+                             f"delete the folder or choose another one")
+        if root.exists() and any(root.iterdir()):
+            raise ShardError(f"{root}: folder exists and is not empty but has no {INDEX_NAME}; delete it first")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp(root.parent, root.name, directory=True)
+        try:
+            tasks = [(tmp, k, list(range(start, min(start + clips_per_shard, num_clips))), seed, compression, options)
+                     for k, start in enumerate(range(0, num_clips, clips_per_shard))]
+            _log(f"generating {num_clips} training clips into {root}")
+            results = _run_tasks(_write_shard_task, tasks, workers, "train", num_clips,
+                                 lambda r: sum(e["num_clips"] for e in r))
+            entries = [e for r in results for e in r]
+            update_index(tmp, entries, source="synthetic", generator=settings)
+            if root.exists():
+                root.rmdir()
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return root
+
+
+def _benchmark_video(task: tuple) -> tuple[str, dict]:
+    seed, index, options = task
+    c = generate_clip(benchmark_seed(seed, index), **options)
+    h, w = c["video"].shape[1:3]
+    # Visible points are inside the frame by construction; clipping only moves occluded ones that left it.
+    points = np.clip(rescale_xy(c["tracks"], (h, w), (1.0, 1.0)), 0.0, 1.0).astype(np.float32)
+    return f"synthetic_{index:03d}", {"video": c["video"], "points": points, "occluded": c["occluded"]}
+
+
+def write_benchmark(path: str | os.PathLike, num_videos: int = BENCHMARK_DEFAULTS["num_videos"], seed: int = 0,
+                    workers: int | None = 1, **options: Any) -> Path:
+    """Write the ``synthetic`` evaluation benchmark: a TAP-Vid DAVIS-format pickle, atomically.
+
+    The file holds a dict ``video_name -> {'video': uint8 [T,H,W,3], 'points': float32 [N,T,2] (x, y)
+    normalised to [0, 1] (pixels divided by (W, H); occluded points that left the frame are clipped
+    into [0, 1]), 'occluded': bool [N,T]}``, exactly the layout of ``tapvid_davis.pkl``. Every track is
+    visible on at least one frame. Seeds are disjoint from the training set's (:func:`benchmark_seed`).
+    Options default to :data:`BENCHMARK_DEFAULTS` (small enough for CPU evaluation).
+    """
+    from chrono.data.shards import atomic_path
+
+    opts = {k: v for k, v in BENCHMARK_DEFAULTS.items() if k != "num_videos"}
+    opts.update(options)
+    clip_options(**opts)
+    tasks = [(seed, i, opts) for i in range(num_videos)]
+    results = dict(sorted(_run_tasks(_benchmark_video, tasks, workers, "benchmark", num_videos, lambda r: 1)))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(results, f, protocol=4)
+    return path
+
+
+def default_benchmark_path() -> Path:
+    from chrono.data.shards import data_root
+
+    return data_root() / "synthetic" / "tapvid_synthetic.pkl"
+
+
+def ensure_benchmark(path: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """The ``synthetic`` benchmark file (default ``<repo>/data/synthetic/tapvid_synthetic.pkl``),
+    generated atomically (see :func:`write_benchmark`, which receives ``kwargs``) if it is missing."""
+    from chrono.data.shards import file_lock
+
+    path = Path(path) if path is not None else default_benchmark_path()
+    if path.exists():
+        return path
+    with file_lock(path.parent / f".{path.name}.lock"):
+        if not path.exists():
+            _log(f"generating the synthetic benchmark into {path}")
+            write_benchmark(path, **kwargs)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _clip_args(p: argparse.ArgumentParser, defaults: dict) -> None:
+    p.add_argument("--height", type=int, default=defaults.get("height"))
+    p.add_argument("--width", type=int, default=defaults.get("width"))
+    p.add_argument("--num-frames", type=int, default=defaults.get("num_frames"))
+    p.add_argument("--num-tracks", type=int, default=defaults.get("num_tracks"), help="tracks per clip")
+    p.add_argument("--num-objects", type=int, nargs="+", default=None, help="count, or min max")
+    p.add_argument("--motion", type=float, default=None, help="motion strength (1 = default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace existing output")
+
+
+def _options_from(args) -> dict:
+    opts = {}
+    for k in ("height", "width", "num_frames", "num_tracks", "motion"):
+        v = getattr(args, k)
+        if v is not None:
+            opts[k] = v
+    if args.num_objects is not None:
+        opts["num_objects"] = args.num_objects[0] if len(args.num_objects) == 1 else tuple(args.num_objects[:2])
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from chrono.data.shards import default_train_root
+
+    parser = argparse.ArgumentParser(prog="python -m chrono.data.synthetic", description=(
+        "Generate synthetic point-tracking data. Without a command: the default training shards "
+        "(data/synthetic/train) and the default benchmark (data/synthetic/tapvid_synthetic.pkl), "
+        "each only if missing."))
+    sub = parser.add_subparsers(dest="command")
+    pt = sub.add_parser("train", help="training clips as HDF5 shards")
+    pt.add_argument("--out", type=Path, default=None, help="shard folder (default: data/synthetic/train)")
+    pt.add_argument("--num-clips", type=int, default=1000)
+    pt.add_argument("--clips-per-shard", type=int, default=50)
+    pt.add_argument("--compression", choices=["lzf", "none"], default="none",
+                    help="video compression (the noisy textures barely compress: default none)")
+    _clip_args(pt, {})
+    pb = sub.add_parser("benchmark", help="the `synthetic` evaluation benchmark (TAP-Vid DAVIS pickle)")
+    pb.add_argument("--out", type=Path, default=None, help="pickle path (default: data/synthetic/tapvid_synthetic.pkl)")
+    pb.add_argument("--num-videos", type=int, default=BENCHMARK_DEFAULTS["num_videos"])
+    _clip_args(pb, {})
+    args = parser.parse_args(argv)
+
+    if args.command in (None, "train"):
+        out = (args.out if args.command else None) or default_train_root()
+        kw = dict(num_clips=1000, seed=0, clips_per_shard=50)
+        if args.command == "train":
+            kw = dict(num_clips=args.num_clips, seed=args.seed, clips_per_shard=args.clips_per_shard,
+                      compression=None if args.compression == "none" else "lzf", workers=args.workers,
+                      **_options_from(args))
+            if args.force and out.exists():
+                shutil.rmtree(out)
+        start = time.time()
+        write_train_shards(out, exist_ok=True, **kw)
+        _log(f"training shards ready in {out} ({time.time() - start:.0f} s)")
+    if args.command in (None, "benchmark"):
+        out = (args.out if args.command else None) or default_benchmark_path()
+        kw = {}
+        if args.command == "benchmark":
+            kw = dict(num_videos=args.num_videos, seed=args.seed, workers=args.workers, **_options_from(args))
+            if args.force:
+                out.unlink(missing_ok=True)
+        start = time.time()
+        ensure_benchmark(out, **kw)
+        _log(f"benchmark ready: {out} ({time.time() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

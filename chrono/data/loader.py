@@ -1,0 +1,283 @@
+"""The training data pipeline: HDF5 clip shards -> augmented batches of query tracks.
+
+Per clip (reference: kubric ``challenges/point_tracking/dataset.py`` with Chrono's colour augmentation):
+1. a window of ``num_frames`` consecutive frames (random start when the clip is longer);
+2. a random crop (area 0.3-1, aspect 0.5-2; :func:`chrono.data.augment.sample_crop_box`) resized back to
+   ``size``; tracks transformed exactly, points outside the crop window marked occluded;
+3. ``num_tracks`` tracks among those visible on at least one frame of the window inside the crop,
+   without replacement; a clip with fewer such tracks repeats some of them (drawn with replacement),
+   like the reference pads short clips by repeating a row;
+4. one query per track at a random visible frame (``query_frame: random``), or at the stored query when
+   the shard has ``query_points`` and that query is inside the window and crop (``query_frame: stored``;
+   other tracks fall back to a random visible frame);
+5. colour jitter (p 0.8) and grayscale (p 0.2), then the video in [-1, 1].
+
+A batch: ``video`` float32 [B, T, S, S, 3] in [-1, 1]; ``query_points`` float32 [B, N, 3] (t, y, x) and
+``target_points`` float32 [B, N, T, 2] (x, y), both in pixels of the S x S clip (raster convention);
+``occluded`` bool [B, N, T].
+
+Splitting: each epoch is a permutation of all clips (from seed and epoch), padded with its own first
+clips to a multiple of world_size x num_workers x batch_size so every rank gets the same number of full
+batches; global worker g = rank * num_workers + worker takes positions g, g + G, ... Every clip is seen
+once per epoch (plus the padding repeats, none when the clip count is a multiple of that product). The
+randomness of a sample depends only on (seed, epoch, position), not on how work is split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from chrono.coords import crop_tyx
+from chrono.data.augment import augment_video_colour, crop_resize_video, crop_tracks, sample_crop_box
+from chrono.data.shards import ShardError, ShardReader, ensure_train_shards, list_clips, resolve_path
+
+
+@dataclasses.dataclass(frozen=True)
+class LoaderOptions:
+    """The ``dataset`` config node (conf/dataset/*.yaml), validated."""
+
+    name: str = "synthetic"
+    root: str | None = None  # shard folder; None = the default synthetic set (generated on first use)
+    generate: Mapping[str, Any] | None = None  # for root None: num_clips, seed, options of the synthetic set
+    num_frames: int = 24  # T
+    size: int | Sequence[int] = 256  # S, or [H, W]
+    num_tracks: int = 256  # N
+    batch_size: int = 1
+    num_workers: int = 2
+    random_crop: bool = True
+    crop_area: Sequence[float] = (0.3, 1.0)
+    crop_aspect: Sequence[float] = (0.5, 2.0)
+    crop_attempts: int = 20
+    color_jitter_prob: float = 0.8
+    grayscale_prob: float = 0.2
+    query_frame: str = "random"  # random | stored
+    shuffle: bool = True
+    epochs: int | None = None  # None = endless stream
+    pin_memory: bool = False
+    prefetch_factor: int = 2
+
+    def __post_init__(self):
+        if self.query_frame not in ("random", "stored"):
+            raise ValueError(f"dataset.query_frame must be 'random' or 'stored', got {self.query_frame!r}")
+        for k in ("num_frames", "num_tracks", "batch_size"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"dataset.{k} must be >= 1, got {getattr(self, k)}")
+        if self.num_workers < 0:
+            raise ValueError(f"dataset.num_workers must be >= 0, got {self.num_workers}")
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        if isinstance(self.size, (int, np.integer)):
+            return int(self.size), int(self.size)
+        h, w = self.size
+        return int(h), int(w)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "LoaderOptions":
+        """From an OmegaConf node or a mapping; an unknown key raises a TypeError naming it."""
+        if cfg is None:
+            return cls()
+        try:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(cfg, DictConfig):
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+        except ImportError:  # pragma: no cover - omegaconf is a dependency
+            pass
+        cfg = {k: v for k, v in dict(cfg).items() if not str(k).startswith("_")}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise TypeError(f"unknown dataset option(s) {unknown}; known: {sorted(known)}")
+        for k in ("size", "crop_area", "crop_aspect"):
+            if isinstance(cfg.get(k), list):
+                cfg[k] = tuple(cfg[k])
+        return cls(**cfg)
+
+
+def resolve_shard_root(opts: LoaderOptions) -> Path:
+    """The shard folder of a dataset config: ``root`` if given, else the default synthetic set (made if missing)."""
+    if opts.root is not None:
+        root = resolve_path(opts.root)
+        if not (root / "index.json").exists():
+            raise ShardError(f"{root}: no index.json: dataset {opts.name!r} expects HDF5 clip shards there "
+                             f"(synthetic: python -m chrono.data.synthetic train --out {root})")
+        return root
+    gen = dict(opts.generate or {})
+    options = dict(gen.pop("options", None) or {})
+    return ensure_train_shards(None, **gen, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# One training example
+
+
+def sample_query_tracks(tracks: np.ndarray, occluded: np.ndarray, num_tracks: int, rng: np.random.Generator,
+                        stored_queries: np.ndarray | None = None, where: str = "clip"):
+    """Choose ``num_tracks`` tracks visible somewhere and a query on each.
+
+    tracks (x, y) [M, T, 2] and occluded [M, T] are already windowed and cropped. ``stored_queries``
+    [M, 3] (t, y, x), in the same frame of reference, are used where their frame is in [0, T) and visible.
+    Returns (index [N] into the M tracks, query_points float32 [N, 3] (t, y, x)).
+    """
+    m, t = occluded.shape
+    usable = np.flatnonzero(~occluded.all(axis=1))
+    if len(usable) == 0:
+        raise ShardError(f"{where}: no track is visible in the sampled window and crop")
+    if len(usable) >= num_tracks:
+        idx = rng.choice(usable, size=num_tracks, replace=False)
+    else:
+        idx = np.concatenate([rng.permutation(usable), rng.choice(usable, size=num_tracks - len(usable))])
+    visible = ~occluded[idx]
+    score = rng.random(visible.shape)
+    score[~visible] = -1.0
+    tq = score.argmax(axis=1)  # a uniformly random visible frame of each track
+    rows = np.arange(num_tracks)
+    queries = np.stack([tq.astype(np.float32), tracks[idx, tq, 1], tracks[idx, tq, 0]], -1)
+    if stored_queries is not None:
+        sq = stored_queries[idx]
+        ts = np.rint(sq[:, 0]).astype(np.int64)
+        ok = (ts >= 0) & (ts < t)
+        ok[ok] &= visible[rows[ok], ts[ok]]
+        queries[ok] = sq[ok]
+    return idx, queries.astype(np.float32)
+
+
+def make_example(clip: Mapping[str, np.ndarray], opts: LoaderOptions, rng: np.random.Generator,
+                 where: str = "clip") -> dict[str, torch.Tensor]:
+    """One augmented training example from a windowed clip (video uint8 [T, H, W, 3], tracks, occluded,
+    optional query_points with t relative to the window). Shapes: see the module docstring (no batch axis)."""
+    video = clip["video"]
+    _, h, w, _ = video.shape
+    out_hw = opts.out_hw
+    if opts.random_crop:
+        box = sample_crop_box(rng, h, w, opts.crop_area, opts.crop_aspect, opts.crop_attempts)
+    else:
+        box = (0, 0, h, w)
+    tracks, occluded = crop_tracks(clip["tracks"], clip["occluded"], box, out_hw)
+    stored = None
+    if opts.query_frame == "stored" and clip.get("query_points") is not None:
+        stored = crop_tyx(clip["query_points"].astype(np.float32), box, out_hw)
+    idx, queries = sample_query_tracks(tracks, occluded, opts.num_tracks, rng, stored, where)
+    frames = crop_resize_video(video, box, out_hw)  # planar [T, 3, S, S] in [0, 1]
+    augment_video_colour(frames, rng, opts.color_jitter_prob, opts.grayscale_prob)
+    return {
+        "video": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 2, 3, 1))),
+        "query_points": torch.from_numpy(queries),
+        "target_points": torch.from_numpy(np.ascontiguousarray(tracks[idx])),
+        "occluded": torch.from_numpy(np.ascontiguousarray(occluded[idx])),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The stream of examples
+
+
+def epoch_order(num_clips: int, seed: int, epoch: int, multiple: int, shuffle: bool = True) -> np.ndarray:
+    """Clip indices of one epoch: a permutation (identity without shuffle), padded with its own first
+    entries (cyclically) to a multiple of ``multiple``."""
+    order = np.arange(num_clips)
+    if shuffle:
+        order = np.random.default_rng([int(seed), int(epoch), 0x5EED]).permutation(num_clips)
+    total = -(-num_clips // multiple) * multiple
+    return np.resize(order, total)
+
+
+class ClipStream(IterableDataset):
+    """Augmented training examples from HDF5 shards, split across DDP ranks and DataLoader workers.
+
+    Shard files are opened lazily in each worker (h5py handles cannot be pickled). With ``epochs`` None
+    the stream never ends; otherwise it ends after that many epochs from ``start_epoch``.
+    """
+
+    def __init__(self, clips: Sequence[tuple[Path, str]], opts: LoaderOptions, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, start_epoch: int = 0):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.clips = list(clips)
+        self.opts = opts
+        self.rank, self.world_size, self.seed, self.start_epoch = rank, world_size, seed, start_epoch
+        self._readers: dict[Path, ShardReader] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_readers"] = {}
+        return state
+
+    @property
+    def num_workers(self) -> int:
+        return max(1, self.opts.num_workers)
+
+    @property
+    def split(self) -> int:
+        """The number of example streams: world_size x workers per rank."""
+        return self.world_size * self.num_workers
+
+    def batches_per_epoch(self) -> int:
+        """Batches one rank yields per epoch."""
+        per_rank = len(epoch_order(len(self.clips), 0, 0, self.split * self.opts.batch_size, False)) // self.world_size
+        return per_rank // self.opts.batch_size
+
+    def positions(self, epoch: int, worker: int) -> np.ndarray:
+        """Positions (into :func:`epoch_order`) that ``worker`` of this rank handles in ``epoch``."""
+        g = self.rank * self.num_workers + worker
+        total = len(epoch_order(len(self.clips), self.seed, epoch, self.split * self.opts.batch_size, False))
+        return np.arange(g, total, self.split)
+
+    def _reader(self, path: Path) -> ShardReader:
+        r = self._readers.get(path)
+        if r is None:
+            if len(self._readers) >= 8:  # keep a few files open per worker
+                self._readers.pop(next(iter(self._readers))).close()
+            r = self._readers[path] = ShardReader(path)
+        return r
+
+    def load(self, clip_index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Read clip ``clip_index`` (a random window of it) and make one augmented example."""
+        path, name = self.clips[clip_index]
+        reader = self._reader(path)
+        length = reader.info(name)["num_frames"]
+        t = self.opts.num_frames
+        if length < t:
+            raise ShardError(f"{path} clip {name!r}: {length} frames, fewer than dataset.num_frames={t}")
+        start = int(rng.integers(0, length - t + 1))
+        clip = reader.read(name, frames=slice(start, start + t))
+        if "query_points" in clip:
+            clip["query_points"] = clip["query_points"] - np.array([start, 0, 0], np.float32)
+        return make_example(clip, self.opts, rng, where=f"{path} clip {name!r}")
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        if info is not None and info.num_workers != self.num_workers:
+            raise RuntimeError(f"ClipStream built for {self.num_workers} workers runs in {info.num_workers}")
+        epoch = self.start_epoch
+        while self.opts.epochs is None or epoch < self.start_epoch + self.opts.epochs:
+            order = epoch_order(len(self.clips), self.seed, epoch, self.split * self.opts.batch_size, self.opts.shuffle)
+            for pos in self.positions(epoch, worker):
+                rng = np.random.default_rng([int(self.seed), int(epoch), int(pos)])
+                yield self.load(int(order[pos]), rng)
+            epoch += 1
+
+
+def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int = 0, start_epoch: int = 0) -> DataLoader:
+    """The training DataLoader for the ``dataset`` config node (see :class:`LoaderOptions`).
+
+    Yields dicts of batched tensors (shapes in the module docstring); endless unless ``dataset.epochs``
+    is set. ``loader.dataset.batches_per_epoch()`` gives the batches per epoch of this rank.
+    """
+    opts = cfg if isinstance(cfg, LoaderOptions) else LoaderOptions.from_config(cfg)
+    root = resolve_shard_root(opts)
+    dataset = ClipStream(list_clips(root), opts, rank=rank, world_size=world_size, seed=seed, start_epoch=start_epoch)
+    kwargs: dict[str, Any] = {}
+    if opts.num_workers > 0:
+        kwargs.update(persistent_workers=opts.epochs is None, prefetch_factor=opts.prefetch_factor)
+    return DataLoader(dataset, batch_size=opts.batch_size, num_workers=opts.num_workers,
+                      pin_memory=opts.pin_memory, **kwargs)

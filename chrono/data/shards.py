@@ -1,0 +1,453 @@
+"""HDF5 shards of point-tracking clips: the storage format of every training set (synthetic, Kubric).
+
+Layout of one shard file (``<prefix>-00000.h5``)::
+
+    /                         attrs: format="chrono-clips", version=1, source, conventions
+    /<clip name>/             one group per clip; attrs: source, num_frames, height, width, num_tracks, ...
+        video                 uint8   [T, H, W, 3]  chunked per frame (1, H, W, 3), lzf or uncompressed
+        tracks                float32 [N, T, 2]     (x, y) pixels, raster convention (pixel i covers [i, i+1))
+        occluded              bool    [N, T]        True = not visible (behind something or outside the frame)
+        query_points          float32 [N, 3]        optional: (t, y, x) of each track's query (e.g. Kubric's)
+
+Beside the shards, ``index.json`` lists every shard with its clip names and counts::
+
+    {"format": "chrono-clips-index", "version": 1, "num_clips": 1000, "source": "synthetic",
+     "shards": [{"file": "train-00000.h5", "num_clips": 50, "clips": ["clip_000000", ...]}, ...], ...}
+
+Every file is written under a temporary name in the same folder and renamed into place, so a crash
+never leaves a half-written shard or index behind. :class:`ShardReader` checks the schema and names the
+file and the clip in every error (:class:`ShardError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+FORMAT = "chrono-clips"
+INDEX_FORMAT = "chrono-clips-index"
+VERSION = 1
+INDEX_NAME = "index.json"
+CONVENTIONS = (
+    "video uint8 [T,H,W,3]; tracks float32 [N,T,2] (x, y) in pixels of the video, raster convention "
+    "(pixel i covers [i, i+1), centre i+0.5); occluded bool [N,T] (True = not visible); "
+    "query_points float32 [N,3] (t, y, x) in the same pixels"
+)
+REQUIRED = ("video", "tracks", "occluded")
+
+
+class ShardError(ValueError):
+    """A shard or index that cannot be read as Chrono clips; the message names the file (and clip)."""
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (``chrono/`` is directly under it)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """Where generated data lives: ``$CHRONO_DATA_DIR`` if set, else ``<repo>/data``."""
+    env = os.environ.get("CHRONO_DATA_DIR")
+    return Path(env).expanduser() if env else repo_root() / "data"
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A user path: absolute as is; relative to the working directory if it exists there, else to the repo."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return repo_root() / p
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp(folder: Path, name: str, directory: bool = False) -> Path:
+    """A fresh hidden temporary file (or folder) for ``name`` in ``folder``, with the usual permissions
+    (mkstemp would make it private to the user)."""
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
+        tmp.chmod(0o777 & ~_umask())
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        tmp = Path(tmp)
+        tmp.chmod(0o666 & ~_umask())
+    return tmp
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it is renamed onto ``path``, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp(path.parent, path.name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing): one generator at a time per folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation shared by the writer (inputs) and the reader (stored datasets)
+
+
+def _check_clip_arrays(where: str, video, tracks, occluded, query_points=None) -> None:
+    """Check shapes and dtypes of one clip (numpy arrays or h5py datasets); raise ShardError naming ``where``."""
+
+    def fail(msg):
+        raise ShardError(f"{where}: {msg}")
+
+    if video.dtype != np.uint8 or len(video.shape) != 4 or video.shape[-1] != 3:
+        fail(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
+    t = video.shape[0]
+    if tracks.dtype != np.float32 or len(tracks.shape) != 3 or tracks.shape[1:] != (t, 2):
+        fail(f"tracks must be float32 [N, {t}, 2], got {tracks.dtype} {tuple(tracks.shape)}")
+    n = tracks.shape[0]
+    if occluded.dtype != np.bool_ or tuple(occluded.shape) != (n, t):
+        fail(f"occluded must be bool [{n}, {t}], got {occluded.dtype} {tuple(occluded.shape)}")
+    if query_points is not None and (query_points.dtype != np.float32 or tuple(query_points.shape) != (n, 3)):
+        fail(f"query_points must be float32 [{n}, 3], got {query_points.dtype} {tuple(query_points.shape)}")
+
+
+def _attr_value(v: Any) -> Any:
+    """An HDF5-storable attribute value (nested structures become JSON text)."""
+    if isinstance(v, (str, bytes, int, float, bool, np.integer, np.floating, np.bool_)):
+        return v
+    if isinstance(v, np.ndarray) and v.dtype.kind in "iufb":
+        return v
+    return json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+class ShardWriter:
+    """Write clips into a folder of HDF5 shards (``<prefix>-00000.h5``, ...) and keep its ``index.json``.
+
+    Usage::
+
+        with ShardWriter(root, prefix="train", source="kubric/panning_movi_e") as w:
+            w.add_clip("scene_000", video, tracks, occluded, query_points=q, attrs={"seed": 3})
+
+    A shard is closed (and renamed into place) every ``clips_per_shard`` clips and when the writer is
+    closed; then the index is updated (entries of other shards already in the folder are kept). If the
+    ``with`` block raises, the shard being written is discarded and the index is left unchanged.
+    Several writers may work on disjoint shard numbers (``start_shard``) with ``write_index=False`` and
+    the caller then merges their :attr:`entries` with :func:`update_index`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        prefix: str = "shard",
+        clips_per_shard: int = 64,
+        source: str = "unknown",
+        compression: str | None = "lzf",
+        start_shard: int = 0,
+        attrs: Mapping[str, Any] | None = None,
+        write_index: bool = True,
+        index_attrs: Mapping[str, Any] | None = None,
+    ):
+        if compression not in ("lzf", None, "none"):
+            raise ValueError(f"compression must be 'lzf' or None, got {compression!r}")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.clips_per_shard = int(clips_per_shard)
+        self.source = source
+        self.compression = None if compression in (None, "none") else compression
+        self.file_attrs = dict(attrs or {})
+        self.write_index = write_index
+        self.index_attrs = dict(index_attrs or {})
+        self.entries: list[dict] = []
+        self._next_shard = int(start_shard)
+        self._file: h5py.File | None = None
+        self._tmp: Path | None = None
+        self._path: Path | None = None
+        self._names: list[str] = []
+        self._all_names: set[str] = set()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _open_shard(self) -> None:
+        self._path = self.root / f"{self.prefix}-{self._next_shard:05d}.h5"
+        self._next_shard += 1
+        self._tmp = make_temp(self.root, self._path.name)
+        self._file = h5py.File(self._tmp, "w")
+        self._file.attrs.update(
+            {"format": FORMAT, "version": VERSION, "source": self.source, "conventions": CONVENTIONS}
+        )
+        for k, v in self.file_attrs.items():
+            self._file.attrs[k] = _attr_value(v)
+        self._names = []
+
+    def _close_shard(self) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        os.replace(self._tmp, self._path)
+        self.entries.append({"file": self._path.name, "num_clips": len(self._names), "clips": list(self._names)})
+        self._file = self._tmp = None
+
+    def add_clip(
+        self,
+        name: str,
+        video: np.ndarray,
+        tracks: np.ndarray,
+        occluded: np.ndarray,
+        query_points: np.ndarray | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store one clip: video uint8 [T,H,W,3], tracks float32 [N,T,2] (x, y) px, occluded bool [N,T],
+        optional query_points float32 [N,3] (t, y, x) px, and extra attributes (scalars, strings or JSON)."""
+        if not name or "/" in name:
+            raise ValueError(f"clip name must be a non-empty string without '/', got {name!r}")
+        if name in self._all_names:
+            raise ValueError(f"clip name {name!r} was already written by this writer")
+        _check_clip_arrays(f"clip {name!r}", video, tracks, occluded, query_points)
+        if self._file is None:
+            self._open_shard()
+        t, h, w, _ = video.shape
+        g = self._file.create_group(name)
+        g.create_dataset("video", data=video, chunks=(1, h, w, 3), compression=self.compression)
+        g.create_dataset("tracks", data=tracks)
+        g.create_dataset("occluded", data=occluded)
+        if query_points is not None:
+            g.create_dataset("query_points", data=query_points)
+        g.attrs.update({"source": self.source, "num_frames": t, "height": h, "width": w, "num_tracks": tracks.shape[0]})
+        for k, v in (attrs or {}).items():
+            g.attrs[k] = _attr_value(v)
+        self._names.append(name)
+        self._all_names.add(name)
+        if len(self._names) >= self.clips_per_shard:
+            self._close_shard()
+
+    def close(self) -> list[dict]:
+        """Finish the open shard, update the index (if ``write_index``) and return this writer's entries."""
+        self._close_shard()
+        if self.write_index and self.entries:
+            update_index(self.root, self.entries, source=self.source, **self.index_attrs)
+        return self.entries
+
+    def abort(self) -> None:
+        """Discard the shard being written (finished shards stay, but the index is not updated)."""
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self._file = self._tmp = None
+
+
+def update_index(root: str | os.PathLike, entries: Sequence[Mapping], source: str | None = None, **attrs) -> dict:
+    """Add or replace ``entries`` (``{"file", "num_clips", "clips"}``) in ``<root>/index.json``, atomically."""
+    root = Path(root)
+    path = root / INDEX_NAME
+    index = read_index(root) if path.exists() else {"format": INDEX_FORMAT, "version": VERSION, "shards": []}
+    shards = {e["file"]: dict(e) for e in index["shards"]}
+    for e in entries:
+        shards[e["file"]] = {"file": e["file"], "num_clips": int(e["num_clips"]), "clips": list(e["clips"])}
+    index["shards"] = [shards[f] for f in sorted(shards)]
+    index["num_clips"] = sum(e["num_clips"] for e in index["shards"])
+    index["conventions"] = CONVENTIONS
+    if source is not None:
+        index["source"] = source
+    index.update(attrs)
+    write_json_atomic(path, index)
+    return index
+
+
+def build_index(root: str | os.PathLike, pattern: str = "*.h5", **attrs) -> dict:
+    """(Re)write ``index.json`` from the shards found in ``root`` (each is opened and checked)."""
+    root = Path(root)
+    entries = []
+    sources = set()
+    for path in sorted(root.glob(pattern)):
+        with ShardReader(path) as r:
+            entries.append({"file": path.name, "num_clips": len(r.names), "clips": r.names})
+            sources.add(r.source)
+    if not entries:
+        raise ShardError(f"{root}: no shards matching {pattern!r}")
+    (root / INDEX_NAME).unlink(missing_ok=True)
+    return update_index(root, entries, source="+".join(sorted(sources)), **attrs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_index(root: str | os.PathLike) -> dict:
+    """The validated ``index.json`` of a shard folder."""
+    path = Path(root) / INDEX_NAME
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ShardError(f"{path}: no shard index (write shards with chrono.data.shards.ShardWriter, "
+                         f"or rebuild it with chrono.data.shards.build_index)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ShardError(f"{path}: not a JSON shard index ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        raise ShardError(f"{path}: not a Chrono shard index (format field is not {INDEX_FORMAT!r})")
+    for e in index.get("shards", []):
+        if not {"file", "num_clips", "clips"} <= set(e) or len(e["clips"]) != e["num_clips"]:
+            raise ShardError(f"{path}: malformed shard entry {str(e)[:200]}")
+    return index
+
+
+def list_clips(root: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Every (shard path, clip name) of a shard folder, in index order."""
+    root = Path(root)
+    index = read_index(root)
+    clips = [(root / e["file"], name) for e in index["shards"] for name in e["clips"]]
+    if not clips:
+        raise ShardError(f"{root / INDEX_NAME}: the index lists no clips")
+    return clips
+
+
+class ShardReader:
+    """Read clips from one shard file, checking the schema; every error names the file and the clip.
+
+    The file is opened on construction; h5py handles cannot cross processes, so DataLoader workers
+    each make their own reader.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ShardError(f"{self.path}: shard file not found")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as e:
+            raise ShardError(f"{self.path}: not a readable HDF5 file (truncated or not HDF5?): {e}") from None
+        attrs = self._file.attrs
+        fmt = attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != FORMAT:
+            self._file.close()
+            raise ShardError(f"{self.path}: HDF5 file is not a Chrono clip shard (root attribute format={fmt!r}, "
+                             f"expected {FORMAT!r})")
+        if int(attrs.get("version", -1)) > VERSION:
+            self._file.close()
+            raise ShardError(f"{self.path}: shard version {attrs.get('version')} is newer than this reader ({VERSION})")
+        self.source = str(attrs.get("source", "unknown"))
+        self.names = sorted(self._file.keys())
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _group(self, name: str) -> h5py.Group:
+        where = f"{self.path} clip {name!r}"
+        if name not in self._file:
+            raise ShardError(f"{where}: no such clip in this shard")
+        g = self._file[name]
+        if not isinstance(g, h5py.Group):
+            raise ShardError(f"{where}: expected a group")
+        missing = [k for k in REQUIRED if k not in g]
+        if missing:
+            raise ShardError(f"{where}: missing dataset(s) {missing}")
+        _check_clip_arrays(where, g["video"], g["tracks"], g["occluded"], g["query_points"] if "query_points" in g else None)
+        return g
+
+    def info(self, name: str) -> dict:
+        """Shape facts of a clip without reading its arrays: num_frames, height, width, num_tracks, attrs."""
+        g = self._group(name)
+        t, h, w, _ = g["video"].shape
+        return {"num_frames": t, "height": h, "width": w, "num_tracks": g["tracks"].shape[0],
+                "has_query_points": "query_points" in g, "attrs": dict(g.attrs)}
+
+    def read(self, name: str, frames: slice | None = None) -> dict[str, Any]:
+        """One clip as numpy arrays: video, tracks, occluded (and query_points if stored), plus ``attrs``.
+
+        ``frames`` (a slice) reads only those frames of every time-indexed array; stored query_points are
+        then returned unchanged (their t still refers to the full clip).
+        """
+        g = self._group(name)
+        sl = frames if frames is not None else slice(None)
+        try:
+            out = {
+                "video": g["video"][sl],
+                "tracks": g["tracks"][:, sl],
+                "occluded": g["occluded"][:, sl],
+            }
+            if "query_points" in g:
+                out["query_points"] = g["query_points"][()]
+        except (OSError, RuntimeError, KeyError) as e:
+            raise ShardError(f"{self.path} clip {name!r}: cannot read the data (file damaged?): {e}") from None
+        out["attrs"] = dict(g.attrs)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[str, dict]]:
+        for name in self.names:
+            yield name, self.read(name)
+
+
+# --------------------------------------------------------------------------------------------------
+# The default synthetic training set
+
+
+def default_train_root() -> Path:
+    """``<data root>/synthetic/train``: where :func:`ensure_train_shards` puts the default training set."""
+    return data_root() / "synthetic" / "train"
+
+
+def ensure_train_shards(root: str | os.PathLike | None = None, num_clips: int = 1000, seed: int = 0, **kwargs) -> Path:
+    """The folder of synthetic training shards, generated on first use and reused afterwards.
+
+    ``root`` defaults to ``<repo>/data/synthetic/train``. If the folder already holds an index made with
+    other generation settings, a ShardError says so (delete the folder or pick another root). Extra
+    keyword arguments go to :func:`chrono.data.synthetic.write_train_shards` (clips_per_shard, workers,
+    compression, and clip options such as num_tracks, height, width, num_frames).
+    """
+    from chrono.data.synthetic import write_train_shards
+
+    return write_train_shards(root if root is not None else default_train_root(), num_clips=num_clips, seed=seed,
+                              exist_ok=True, **kwargs)
