@@ -132,20 +132,29 @@ def _bilinear(tex: np.ndarray, x: np.ndarray, y: np.ndarray, wrap: bool) -> np.n
     fx, fy = x - 0.5, y - 0.5
     x0f, y0f = np.floor(fx), np.floor(fy)
     ax, ay = (fx - x0f).astype(np.float32), (fy - y0f).astype(np.float32)
-    x0, y0 = x0f.astype(np.int64), y0f.astype(np.int64)
+    x0, y0 = x0f.astype(np.int32), y0f.astype(np.int32)
     x1, y1 = x0 + 1, y0 + 1
     if wrap:
-        x0, x1, y0, y1 = x0 % w, x1 % w, y0 % h, y1 % h
+        x0 %= w
+        x1 %= w
+        y0 %= h
+        y1 %= h
     else:
-        x0, x1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
-        y0, y1 = np.clip(y0, 0, h - 1), np.clip(y1, 0, h - 1)
+        np.clip(x0, 0, w - 1, out=x0)
+        np.clip(x1, 0, w - 1, out=x1)
+        np.clip(y0, 0, h - 1, out=y0)
+        np.clip(y1, 0, h - 1, out=y1)
     flat = tex.reshape(h * w, *tex.shape[2:])
-    r0, r1 = y0 * w, y1 * w
+    y0 *= w
+    y1 *= w
     if tex.ndim == 3:
         ax, ay = ax[..., None], ay[..., None]
-    top = flat[r0 + x0] * (1 - ax) + flat[r0 + x1] * ax
-    bottom = flat[r1 + x0] * (1 - ax) + flat[r1 + x1] * ax
-    return top * (1 - ay) + bottom * ay
+    top = np.take(flat, y0 + x0, axis=0)
+    top += (np.take(flat, y0 + x1, axis=0) - top) * ax
+    bottom = np.take(flat, y1 + x0, axis=0)
+    bottom += (np.take(flat, y1 + x1, axis=0) - bottom) * ax
+    top += (bottom - top) * ay
+    return top
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,9 +280,10 @@ def _render(surfaces: list[_Surface], o: ClipOptions) -> tuple[np.ndarray, np.nd
     video = np.empty((T, h, w, 3), np.uint8)
     seg = np.zeros((T, h, w), np.int8)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    row, col = xs[:1], ys[:, :1]  # pixel-centre coordinates as [1, W] and [H, 1]: cheap broadcasting
     background = surfaces[0]
     for t in range(T):
-        u, v = _apply(background.from_frame[t], xs, ys)
+        u, v = _apply(background.from_frame[t], row, col)
         frame = _bilinear(background.texture, u, v, wrap=True)
         for sid, s in enumerate(surfaces[1:], start=1):
             th, tw = s.alpha.shape
