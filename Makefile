@@ -63,3 +63,9 @@ eval-all: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Pre-generate the default synthetic training shards (data/synthetic/train) and the `synthetic`
+# benchmark (data/synthetic/tapvid_synthetic.pkl); each only if missing (training would make them on first use).
+.PHONY: data
+data: setup
+	$(PY) -m chrono.data.synthetic

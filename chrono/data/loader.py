@@ -194,16 +194,23 @@ class ClipStream(IterableDataset):
     """Augmented training examples from HDF5 shards, split across DDP ranks and DataLoader workers.
 
     Shard files are opened lazily in each worker (h5py handles cannot be pickled). With ``epochs`` None
-    the stream never ends; otherwise it ends after that many epochs from ``start_epoch``.
+    the stream never ends; otherwise it ends after that many epochs.
+
+    A rank's batches come from its workers in turn (the DataLoader's order): rank batch k is batch
+    k // W of stream k % W (W workers). ``start_batch`` = s resumes the rank after s batches: worker w
+    then plays stream (s + w) % W from its batch (s + w) // W, so a resumed run sees exactly the
+    examples an uninterrupted one would have.
     """
 
     def __init__(self, clips: Sequence[tuple[Path, str]], opts: LoaderOptions, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, start_epoch: int = 0):
+                 world_size: int = 1, seed: int = 0, start_batch: int = 0):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         self.clips = list(clips)
         self.opts = opts
-        self.rank, self.world_size, self.seed, self.start_epoch = rank, world_size, seed, start_epoch
+        self.rank, self.world_size, self.seed, self.start_batch = rank, world_size, seed, int(start_batch)
         self._readers: dict[Path, ShardReader] = {}
 
     def __getstate__(self):
@@ -220,16 +227,17 @@ class ClipStream(IterableDataset):
         """The number of example streams: world_size x workers per rank."""
         return self.world_size * self.num_workers
 
+    def _epoch_length(self) -> int:
+        return len(epoch_order(len(self.clips), 0, 0, self.split * self.opts.batch_size, False))
+
     def batches_per_epoch(self) -> int:
         """Batches one rank yields per epoch."""
-        per_rank = len(epoch_order(len(self.clips), 0, 0, self.split * self.opts.batch_size, False)) // self.world_size
-        return per_rank // self.opts.batch_size
+        return self._epoch_length() // self.world_size // self.opts.batch_size
 
-    def positions(self, epoch: int, worker: int) -> np.ndarray:
-        """Positions (into :func:`epoch_order`) that ``worker`` of this rank handles in ``epoch``."""
-        g = self.rank * self.num_workers + worker
-        total = len(epoch_order(len(self.clips), self.seed, epoch, self.split * self.opts.batch_size, False))
-        return np.arange(g, total, self.split)
+    def positions(self, epoch: int, stream: int) -> np.ndarray:
+        """Positions (into :func:`epoch_order`) that ``stream`` of this rank handles in ``epoch``."""
+        g = self.rank * self.num_workers + stream
+        return np.arange(g, self._epoch_length(), self.split)
 
     def _reader(self, path: Path) -> ShardReader:
         r = self._readers.get(path)
@@ -258,24 +266,29 @@ class ClipStream(IterableDataset):
         worker = info.id if info is not None else 0
         if info is not None and info.num_workers != self.num_workers:
             raise RuntimeError(f"ClipStream built for {self.num_workers} workers runs in {info.num_workers}")
-        epoch = self.start_epoch
-        while self.opts.epochs is None or epoch < self.start_epoch + self.opts.epochs:
+        stream = (self.start_batch + worker) % self.num_workers
+        skip = (self.start_batch + worker) // self.num_workers * self.opts.batch_size  # examples already used
+        per_epoch = self._epoch_length() // self.split  # examples per stream and epoch
+        epoch, skip = divmod(skip, per_epoch)
+        while self.opts.epochs is None or epoch < self.opts.epochs:
             order = epoch_order(len(self.clips), self.seed, epoch, self.split * self.opts.batch_size, self.opts.shuffle)
-            for pos in self.positions(epoch, worker):
+            for pos in self.positions(epoch, stream)[skip:]:
                 rng = np.random.default_rng([int(self.seed), int(epoch), int(pos)])
                 yield self.load(int(order[pos]), rng)
-            epoch += 1
+            epoch, skip = epoch + 1, 0
 
 
-def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int = 0, start_epoch: int = 0) -> DataLoader:
+def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int = 0, start_batch: int = 0) -> DataLoader:
     """The training DataLoader for the ``dataset`` config node (see :class:`LoaderOptions`).
 
     Yields dicts of batched tensors (shapes in the module docstring); endless unless ``dataset.epochs``
-    is set. ``loader.dataset.batches_per_epoch()`` gives the batches per epoch of this rank.
+    is set. ``start_batch`` skips the batches this rank already consumed (resume), so the stream
+    continues exactly where it stopped. ``loader.dataset.batches_per_epoch()`` gives the batches per
+    epoch of this rank.
     """
     opts = cfg if isinstance(cfg, LoaderOptions) else LoaderOptions.from_config(cfg)
     root = resolve_shard_root(opts)
-    dataset = ClipStream(list_clips(root), opts, rank=rank, world_size=world_size, seed=seed, start_epoch=start_epoch)
+    dataset = ClipStream(list_clips(root), opts, rank=rank, world_size=world_size, seed=seed, start_batch=start_batch)
     kwargs: dict[str, Any] = {}
     if opts.num_workers > 0:
         kwargs.update(persistent_workers=opts.epochs is None, prefetch_factor=opts.prefetch_factor)

@@ -148,3 +148,17 @@ def test_config_files_compose_and_unknown_keys_fail(tmp_path):
         L.LoaderOptions.from_config({"num_track": 3})
     with pytest.raises(ShardError, match="no index.json"):
         L.build_train_loader({"root": str(tmp_path)})
+
+
+@pytest.mark.parametrize("workers,start", [(2, 5), (0, 3), (2, 8)])
+def test_start_batch_resumes_the_exact_stream(workers, start):
+    clips = [(Path("s.h5"), f"c{i}") for i in range(8)]
+    opts = L.LoaderOptions(root="unused", batch_size=2, num_workers=workers, epochs=2)
+
+    def run(start_batch):
+        ds = _Indices(clips, opts, rank=1, world_size=2, seed=4, start_batch=start_batch)
+        return [(b["clip"].tolist(), b["draw"].tolist()) for b in DataLoader(ds, batch_size=2, num_workers=workers)]
+
+    full = run(0)
+    assert len(full) == 2 * _Indices(clips, opts, rank=1, world_size=2).batches_per_epoch()
+    assert run(start) == full[start:]
