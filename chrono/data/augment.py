@@ -214,25 +214,32 @@ def color_augment(v: np.ndarray, rng: np.random.Generator, prob: float = 0.8) ->
     return v
 
 
-def grayscale(v: np.ndarray) -> np.ndarray:
-    """``tf.image.rgb_to_grayscale`` written back into all 3 channels, in place on planar frames [T, 3, H, W]."""
+def grayscale_plane(v: np.ndarray) -> np.ndarray:
+    """``tf.image.rgb_to_grayscale`` of planar frames [T, 3, H, W]: the luma plane [T, H, W]."""
     wr, wg, wb = (np.float32(w) for w in GRAY_WEIGHTS)
     y = v[:, 0] * wr
     y += v[:, 1] * wg
     y += v[:, 2] * wb
-    v[:] = y[:, None]
-    return v
+    return y
 
 
 def augment_video_colour(v: np.ndarray, rng: np.random.Generator, jitter_prob: float = 0.8,
                          gray_prob: float = 0.2) -> np.ndarray:
-    """The reference colour augmentation, in place: planar [0, 1] frames [T, 3, H, W] in, [-1, 1] out.
+    """The reference colour augmentation: planar [0, 1] frames [T, 3, H, W] in (modified in place),
+    a new float32 video [T, H, W, 3] in [-1, 1] out (the layout change is fused with the rescale).
 
-    Draws, in order: the jitter coin (then its four parameters), the grayscale coin.
+    Draws, in order: the jitter coin (then its four parameters), the grayscale coin. Grayscale is the
+    reference's weighted sum of the [-1, 1] channels, computed as 2 * sum(w v) - sum(w).
     """
     color_augment(v, rng, jitter_prob)
-    v *= np.float32(2.0)
-    v -= np.float32(1.0)
+    t, _, h, w = v.shape
+    out = np.empty((t, h, w, 3), np.float32)
     if rng.random() < gray_prob:
-        grayscale(v)
-    return v
+        y = grayscale_plane(v)
+        y *= np.float32(2.0)
+        y -= np.float32(sum(GRAY_WEIGHTS))
+        out[:] = y[..., None]
+        return out
+    np.multiply(v.transpose(0, 2, 3, 1), np.float32(2.0), out=out)
+    out -= np.float32(1.0)
+    return out

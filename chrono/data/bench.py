@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -25,12 +26,18 @@ from chrono.data.shards import read_index
 from chrono.data.synthetic import write_train_shards
 
 
-def time_generation(root: Path, num_clips: int, workers: int) -> float:
-    """Seconds to generate and write ``num_clips`` default training clips with ``workers`` processes."""
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_generation(root: Path, num_clips: int, workers: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all processes) to generate and write ``num_clips`` default
+    training clips with ``workers`` processes."""
     per_shard = min(50, max(1, -(-num_clips // (4 * workers))))  # enough shards to keep every process busy
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     write_train_shards(root, num_clips=num_clips, seed=0, workers=workers, clips_per_shard=per_shard)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 def loader_rate(root: Path, num_workers: int, seconds: float, **overrides) -> float:
@@ -47,6 +54,23 @@ def loader_rate(root: Path, num_workers: int, seconds: float, **overrides) -> fl
     return rate
 
 
+def example_cpu_seconds(root: Path, count: int = 30) -> float:
+    """CPU seconds per augmented example in this process with one torch thread (as in a worker):
+    a figure that other processes on the machine do not distort."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ds = build_train_loader(LoaderOptions(root=str(root), num_workers=0), seed=0).dataset
+        it = iter(ds)
+        next(it)
+        start = time.process_time()
+        for _ in range(count):
+            next(it)
+        return (time.process_time() - start) / count
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m chrono.data.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--gen-clips", type=int, default=1000, help="clips to generate (figure scaled to 1,000)")
@@ -61,13 +85,18 @@ def main(argv=None) -> int:
     root = base / "train"
     try:
         print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-        secs = time_generation(root, args.gen_clips, args.gen_workers)
-        per_1000 = secs * 1000 / args.gen_clips
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes slow every figure)")
+        secs, cpu = time_generation(root, args.gen_clips, args.gen_workers)
+        scale = 1000 / args.gen_clips
         size = sum(f.stat().st_size for f in root.iterdir()) / 1e9
         print(f"generate: {args.gen_clips} clips (24 x 256 x 256, {read_index(root)['num_clips']} written, "
-              f"{size:.2f} GB) with {args.gen_workers} processes: {secs:.1f} s "
-              f"-> {per_1000:.0f} s per 1,000 clips (target < 300 s)")
+              f"{size:.2f} GB) with {args.gen_workers} processes: {secs:.1f} s wall, {cpu:.1f} s CPU")
+        print(f"  -> {secs * scale:.0f} s wall per 1,000 clips (target < 300 s); on {args.gen_workers} otherwise idle "
+              f"cores about {cpu * scale / args.gen_workers:.0f} s (CPU time / processes)")
         print("loader: conf/dataset/synthetic.yaml defaults (24 frames, 256 x 256, 256 tracks, crop + colour)")
+        per_example = example_cpu_seconds(root)
+        print(f"  CPU per example (1 thread): {per_example * 1000:.0f} ms -> {1 / per_example:.1f} clips/s per worker "
+              f"on an idle core (target >= 10)")
         for w in args.workers:
             rate = loader_rate(root, w, args.seconds)
             label = "in the main process" if w == 0 else f"{w} worker{'s' if w > 1 else ''}"

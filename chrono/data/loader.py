@@ -167,9 +167,9 @@ def make_example(clip: Mapping[str, np.ndarray], opts: LoaderOptions, rng: np.ra
         stored = crop_tyx(clip["query_points"].astype(np.float32), box, out_hw)
     idx, queries = sample_query_tracks(tracks, occluded, opts.num_tracks, rng, stored, where)
     frames = crop_resize_video(video, box, out_hw)  # planar [T, 3, S, S] in [0, 1]
-    augment_video_colour(frames, rng, opts.color_jitter_prob, opts.grayscale_prob)
+    video = augment_video_colour(frames, rng, opts.color_jitter_prob, opts.grayscale_prob)  # [T, S, S, 3]
     return {
-        "video": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 2, 3, 1))),
+        "video": torch.from_numpy(video),
         "query_points": torch.from_numpy(queries),
         "target_points": torch.from_numpy(np.ascontiguousarray(tracks[idx])),
         "occluded": torch.from_numpy(np.ascontiguousarray(occluded[idx])),

@@ -55,7 +55,7 @@ class ClipOptions:
     width: int = 256
     num_frames: int = 24
     num_objects: int | Sequence[int] = (3, 8)  # an int, or an inclusive [min, max] range drawn per clip
-    num_tracks: int = 1024  # candidate tracks per clip (each visible at its query frame)
+    num_tracks: int = 2048  # candidate tracks per clip (each visible at its query frame), like the Kubric shards
     motion: float = 1.0  # scales every motion (camera and objects); 0 gives a still clip
     camera_motion: float = 1.0  # extra factor for the camera (pan, zoom, rotation); 0 = fixed camera
     object_size: Sequence[float] = (0.15, 0.5)  # object diameter range, fraction of min(height, width)
@@ -134,16 +134,16 @@ def _bilinear(tex: np.ndarray, x: np.ndarray, y: np.ndarray, wrap: bool) -> np.n
     ax, ay = (fx - x0f).astype(np.float32), (fy - y0f).astype(np.float32)
     x0, y0 = x0f.astype(np.int32), y0f.astype(np.int32)
     x1, y1 = x0 + 1, y0 + 1
-    if wrap:
-        x0 %= w
-        x1 %= w
-        y0 %= h
-        y1 %= h
-    else:
-        np.clip(x0, 0, w - 1, out=x0)
-        np.clip(x1, 0, w - 1, out=x1)
-        np.clip(y0, 0, h - 1, out=y0)
-        np.clip(y1, 0, h - 1, out=y1)
+    for lo, hi, n in ((x0, x1, w), (y0, y1, h)):
+        if lo.size and (lo.min() < 0 or hi.max() > n - 1):  # integer modulo is slow: only when needed
+            if wrap:
+                lo %= n
+                hi %= n
+            else:
+                np.maximum(lo, 0, out=lo)
+                np.minimum(hi, n - 1, out=hi)
+                np.minimum(lo, n - 1, out=lo)
+                np.maximum(hi, 0, out=hi)
     flat = tex.reshape(h * w, *tex.shape[2:])
     y0 *= w
     y1 *= w

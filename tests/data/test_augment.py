@@ -137,16 +137,17 @@ def test_contrast_grayscale_and_full_colour_augmentation(pixels):
     v = _planar(pixels)
     mean = v.mean(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(augment.adjust_contrast(v.copy(), 1.3), (v - mean) * 1.3 + mean, atol=1e-6)
-    g = augment.grayscale(v.copy())
-    want = pixels @ np.array(augment.GRAY_WEIGHTS, np.float32)
-    for c in range(3):
-        np.testing.assert_allclose(g[:, c], want, atol=1e-6)
-    # Probabilities: jitter 0.8, grayscale 0.2 (per clip); output in [-1, 1].
-    base = _planar(np.random.default_rng(3).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32))
+    weights = np.array(augment.GRAY_WEIGHTS, np.float32)
+    np.testing.assert_allclose(augment.grayscale_plane(v), pixels @ weights, atol=1e-6)
+    # Grayscale alone acts on the [-1, 1] video, like the reference.
+    base01 = np.random.default_rng(3).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    grey_out = augment.augment_video_colour(_planar(base01), np.random.default_rng(0), 0.0, 1.0)
+    np.testing.assert_allclose(grey_out, np.repeat((base01 * 2 - 1) @ weights, 3).reshape(2, 8, 8, 3), atol=1e-6)
+    # Probabilities: jitter 0.8, grayscale 0.2 (per clip); output [T, H, W, 3] in [-1, 1].
     changed, grey = 0, 0
     for seed in range(500):
-        out = augment.augment_video_colour(base.copy(), np.random.default_rng(seed))
-        assert out.min() >= -1 and out.max() <= 1
-        grey += bool(np.allclose(out[:, 0], out[:, 1]) and np.allclose(out[:, 1], out[:, 2]))
-        changed += not np.allclose(out, base * 2 - 1, atol=1e-6)
+        out = augment.augment_video_colour(_planar(base01), np.random.default_rng(seed))
+        assert out.shape == (2, 8, 8, 3) and out.min() >= -1 and out.max() <= 1
+        grey += bool(np.allclose(out[..., 0], out[..., 1]) and np.allclose(out[..., 1], out[..., 2]))
+        changed += not np.allclose(out, base01 * 2 - 1, atol=1e-6)
     assert 0.12 < grey / 500 < 0.28 and 0.75 < changed / 500 < 0.9
