@@ -22,7 +22,6 @@ file and the clip in every error (:class:`ShardError`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import tempfile
@@ -113,6 +112,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (created if missing): one generator at a time per folder."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX (Windows): no lock, generation is still atomic
+        yield
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
