@@ -156,3 +156,27 @@ def test_ensure_train_shards_generates_once_and_reuses(tmp_path):
     np.testing.assert_array_equal(got["video"], want["video"])
     np.testing.assert_array_equal(got["tracks"], want["tracks"])
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_concurrent_callers_generate_once(tmp_path, monkeypatch):
+    import threading
+
+    from chrono.data import synthetic
+
+    calls = []
+    real = synthetic._write_shard_task
+    monkeypatch.setattr(synthetic, "_write_shard_task", lambda task: calls.append(task[1]) or real(task))
+    opts = dict(height=24, width=24, num_frames=3, num_tracks=8, num_objects=1)
+    results = []
+
+    def call():
+        results.append(shards.ensure_train_shards(tmp_path / "t", num_clips=2, seed=0, workers=1, **opts))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [tmp_path / "t"] * 3
+    assert calls == [0]  # one shard written, once
+    assert shards.read_index(tmp_path / "t")["num_clips"] == 2
