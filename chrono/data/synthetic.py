@@ -68,8 +68,8 @@ class ClipOptions:
         if self.num_tracks < 1:
             raise ValueError(f"num_tracks must be positive, got {self.num_tracks}")
         lo, hi = self.object_count_range
-        if not 0 <= lo <= hi:
-            raise ValueError(f"num_objects must be >= 0 (or a [min, max] range), got {self.num_objects}")
+        if not 0 <= lo <= hi <= 100:
+            raise ValueError(f"num_objects must be in [0, 100] (or a [min, max] range), got {self.num_objects}")
         if not 0 <= self.object_track_fraction <= 1:
             raise ValueError(f"object_track_fraction must be in [0, 1], got {self.object_track_fraction}")
 
