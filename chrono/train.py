@@ -93,8 +93,8 @@ def validate(model, cfg: DictConfig, benchmark_path: Path) -> dict[str, float]:
     return result.means
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """The body of ``python -m chrono.train``; returns the final validation means (every rank)."""
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The body of ``python -m chrono.train`` writing into ``run_dir``; returns the run's results (every rank)."""
     from chrono import tracking
     from chrono.data.loader import build_train_loader
     from chrono.evaluate import benchmark_path
@@ -102,7 +102,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     where = dist.info()
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.precision, device)
-    run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     seed_everything(cfg.seed + where.rank)
 
@@ -153,13 +152,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if where.is_main:
             save_training_checkpoint(ckpt_dir / name, model, optimizer, scheduler, scaler, progress, resolved)
 
+    # stop_after: end this invocation early (time-sliced cluster jobs); the schedule still spans cfg.steps
+    end_step = cfg.steps if cfg.stop_after is None else min(cfg.steps, progress.step + int(cfg.stop_after))
     meter = ProgressMeter(cfg.steps, progress.step)
     log(f"training {cfg.name}: {sum(p.numel() for p in params):,} trainable parameters, {cfg.steps} steps of "
         f"{clips_per_step} clips, device {device}, precision {amp_dtype or torch.float32}, world {where.world_size}")
     model.train()
     window: dict[str, float] = {}
     last_val: dict[str, float] = {}
-    while progress.step < cfg.steps:
+    while progress.step < end_step:
         optimizer.zero_grad(set_to_none=True)
         terms_sum: dict[str, float] = {}
         for micro in range(accum):
@@ -188,7 +189,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         for k, v in terms_sum.items():
             window[k] = window.get(k, 0.0) + v
         window["n"] = window.get("n", 0) + 1
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == end_step:
             n = window.pop("n")
             means = {k: v / n for k, v in window.items()}
             rate = meter.interval_rate(step) * clips_per_step
@@ -215,10 +216,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 log_track_picture(run, model, val_path, cfg, step, run_dir)
             if improved:
                 save("best.ckpt")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == end_step:
             save("last.ckpt")
 
     result = {"steps": progress.step, "skipped_steps": progress.skipped, **{f"val/{k}": v for k, v in last_val.items()}}
+    if cfg.final_eval and progress.step == cfg.steps:
+        table = final_evaluation(model, cfg, run, run_dir)
+        result.update({f"final/{r['benchmark']}/{r['tracker']}/{k}": r[k] for r in table for k in ("AJ", "<δ^x_avg", "OA")})
     if where.is_main:
         from chrono.results import write_json_atomic
 
@@ -229,6 +233,37 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     del ddp_model, model, optimizer, batches, loader
     gc.collect()
     return result
+
+
+def final_evaluation(model, cfg: DictConfig, run, run_dir: Path) -> list[dict[str, Any]]:
+    """The trained tracker beside the zero-motion floor on the validation benchmark, both query modes.
+
+    Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow.
+    """
+    from chrono.baselines import ZeroMotionTracker
+    from chrono.evaluate import benchmark_path, evaluate_benchmark, summary_row
+    from chrono.results import table_csv, table_markdown, write_text_atomic
+
+    bench = cfg.val.benchmark
+    path = benchmark_path(bench, hydra.utils.to_absolute_path)
+    model.eval()
+    rows = []
+    for query_mode in ("strided", "first"):
+        for label, tracker in ((cfg.name, model), ("zero_motion", ZeroMotionTracker())):
+            result = evaluate_benchmark(tracker, bench.name, bench.format, path, query_mode,
+                                        resolution=tuple(bench.resolution), max_videos=cfg.val.max_videos, progress=None)
+            rows.append(summary_row(result, label))
+    if dist.is_main_process():
+        markdown = table_markdown(rows)
+        log(f"final evaluation on {bench.name} ({path}):\n{markdown}")
+        write_text_atomic(run_dir / "final_eval.md", markdown)
+        write_text_atomic(run_dir / "final_eval.csv", table_csv(rows))
+        if run is not None:
+            run.log_table(rows, "final_eval.json")
+            run.log_artifact(run_dir / "final_eval.md")
+            run.log_metrics({f"final/{r['benchmark']}/{r['tracker']}/{k}".replace("<δ^x_avg", "delta_avg"): r[k]
+                             for r in rows for k in ("AJ", "<δ^x_avg", "OA")})
+    return rows
 
 
 def log_track_picture(run, model, val_path: Path, cfg: DictConfig, step: int, run_dir: Path) -> None:
@@ -256,8 +291,10 @@ dist.register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
     with dist.distributed():
-        return train(cfg)
+        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

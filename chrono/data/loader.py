@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from chrono.coords import crop_tyx
 from chrono.data.augment import augment_video_colour, crop_resize_video, crop_tracks, sample_crop_box
-from chrono.data.shards import ShardError, ShardReader, ensure_train_shards, list_clips, resolve_path
+from chrono.data.shards import ShardError, ShardReader, data_root, ensure_train_shards, list_clips, resolve_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,10 @@ def resolve_shard_root(opts: LoaderOptions) -> Path:
         return root
     gen = dict(opts.generate or {})
     options = dict(gen.pop("options", None) or {})
-    return ensure_train_shards(None, **gen, **options)
+    # Each generated set lives in its own folder (data/synthetic/<dir>), so experiments with different
+    # generation settings (smoke, cpu_synthetic, the default) never collide.
+    folder = gen.pop("dir", None)
+    return ensure_train_shards(data_root() / "synthetic" / folder if folder else None, **gen, **options)
 
 
 # --------------------------------------------------------------------------------------------------

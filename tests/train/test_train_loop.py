@@ -1,0 +1,68 @@
+"""chrono.train in-process: exact resume, checkpoints that load, gradient accumulation, configs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import chrono
+from chrono.checkpoint import read_checkpoint
+
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["model"]
+
+
+def test_resume_gives_identical_weights(tmp_path, trainer, fast):
+    straight = tmp_path / "straight" / "run"
+    trainer([*fast, "steps=4", "checkpoint_every=2"], straight)
+    sliced_root = tmp_path / "sliced"
+    first = trainer([*fast, "steps=4", "checkpoint_every=2", "stop_after=2", "resume=auto"], sliced_root / "a")
+    assert first["steps"] == 2
+    second = trainer([*fast, "steps=4", "checkpoint_every=2", "resume=auto"], sliced_root / "b")
+    assert second["steps"] == 4
+    a, b = weights(straight / "checkpoints" / "last.ckpt"), weights(sliced_root / "b" / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # the optimizer really moved the weights (a resume that restored nothing would differ from step 2 on)
+    start = weights(sliced_root / "a" / "checkpoints" / "last.ckpt")
+    assert any(not torch.equal(start[k], a[k]) for k in a)
+
+
+def test_checkpoint_holds_training_state_and_loads_as_tracker(tmp_path, trainer, fast):
+    trainer([*fast, "steps=2"], tmp_path / "run")
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = read_checkpoint(path)
+    assert {"optimizer", "scheduler", "scaler", "progress", "rng", "config", "model"} <= set(state)
+    assert state["progress"]["step"] == 2 and state["config"]["name"] == "smoke"
+    tracker = chrono.load_tracker(path)
+    assert tracker.cfg.input_size == 112 and len(tracker.adapter) == 2
+    assert not list(tmp_path.glob("run/checkpoints/*.tmp"))
+
+
+def test_frozen_backbone_is_not_updated(tmp_path, trainer, fast):
+    trainer([*fast, "steps=2", "backbone.freeze=true"], tmp_path / "run")
+    state = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    trained_init = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["config"]
+    assert trained_init["backbone"]["freeze"] is True
+    # only adapters and occ_linear are in the optimizer
+    n_params = sum(len(g["params"]) for g in state["optimizer"]["param_groups"])
+    assert n_params == sum(1 for k in state["model"] if not k.startswith("dino."))
+
+
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path, trainer, fast):
+    """2 micro-batches of 1 clip == 1 batch of 2 clips (same examples, mean loss)."""
+    trainer([*fast, "steps=2", "grad_accum=2", "dataset.batch_size=1"], tmp_path / "accum")
+    trainer([*fast, "steps=2", "grad_accum=1", "dataset.batch_size=2"], tmp_path / "batch")
+    a = weights(tmp_path / "accum" / "checkpoints" / "last.ckpt")
+    b = weights(tmp_path / "batch" / "checkpoints" / "last.ckpt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("experiment", ["smoke", "cpu_synthetic", "chrono_vits", "chrono_vitb"])
+def test_every_experiment_composes(experiment, composer):
+    cfg = composer([f"experiment={experiment}"])
+    assert cfg.steps > 0 and cfg.name == experiment
