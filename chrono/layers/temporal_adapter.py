@@ -43,6 +43,10 @@ class TemporalAdapter(nn.Module):
         B, C, T, h, w = x.shape
         if h % ADAPTER_POOL or w % ADAPTER_POOL:
             raise ValueError(f"the adapter needs a token grid divisible by {ADAPTER_POOL}, got {h}x{w}")
+        if torch.is_grad_enabled() and not x.requires_grad and not x.is_contiguous():
+            # PyTorch's channels-last GroupNorm backward on CPU segfaults when the input needs no gradient
+            # (the first adapter behind a frozen ViT, i.e. the reference recipe); the contiguous kernel works.
+            x = x.contiguous()
         x = self.norm(x)
         x = x.permute(0, 2, 1, 3, 4).reshape(B * T, C, h, w)
         x = F.relu(self.conv_pool(F.relu(self.conv1(x))))
