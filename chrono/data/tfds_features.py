@@ -115,13 +115,15 @@ def load_features(path: str | Path) -> FeatureSpec:
 def decode_png(data: bytes) -> np.ndarray:
     """Decode a PNG to [H, W, C] uint8 or uint16 (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA), bit exact.
 
-    Uses libspng (``pyspng``) when installed, else the pure numpy/zlib decoder :func:`decode_png_numpy`.
+    Uses libspng (``pyspng``) when installed, else (and for gray+alpha, which libspng cannot output and
+    TFDS does not write) the pure numpy/zlib decoder :func:`decode_png_numpy`.
     """
-    if pyspng is None:
-        return decode_png_numpy(data)
     channels, depth = _png_header(data)
+    if pyspng is None or channels == 2:
+        return decode_png_numpy(data)
     try:
-        arr = pyspng.load(data)  # 16-bit gray comes back as GA16, 16-bit RGB as RGBA16: drop the added alpha
+        # 16-bit: libspng's automatic format gives GA16 for gray and RGBA16 for RGB (the added alpha is dropped).
+        arr = pyspng.load(data, None if depth == 16 else _SPNG_8BIT[channels])
     except RuntimeError as e:
         raise FeatureError(f"undecodable PNG: {e}") from e
     if arr.ndim == 2:
@@ -132,6 +134,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SPNG_8BIT = {1: "L", 3: "RGB", 4: "RGBA"}
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
