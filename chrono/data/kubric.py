@@ -210,6 +210,7 @@ class Summary:
     finished_before: int = 0
     scenes_before: int = 0
     skipped: list = field(default_factory=list)
+    skipped_before: list = field(default_factory=list)
     failed_files: list = field(default_factory=list)
     seconds: float = 0.0
 
@@ -221,6 +222,10 @@ class Summary:
                f"  skipped records: {len(self.skipped)}"]
         out += [f"    {s['tfrecord']}: record {s['record']} (byte offset {s['offset']}): {s['reason']}"
                 for s in self.skipped]
+        if self.skipped_before:
+            out.append(f"  skipped records of the files finished before: {len(self.skipped_before)}")
+            out += [f"    {s['tfrecord']}: record {s['record']} (byte offset {s['offset']}): {s['reason']}"
+                    for s in self.skipped_before]
         if self.failed_files:
             out.append(f"  failed files (rerun to retry): {len(self.failed_files)}")
             out += [f"    {f['tfrecord']}: {f['reason']}" for f in self.failed_files]
@@ -330,6 +335,7 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, workers: int = 0, sp
         before = _read_json(task.summary_path)
         summary.finished_before += 1
         summary.scenes_before += before["scenes"]
+        summary.skipped_before += [{"tfrecord": task.tfrecord, **s} for s in before["skipped"]]
         results[task] = before
     for out_dir in sorted({t.out_dir for t in results}):  # index every finished shard, including earlier runs'
         entries = [e for t, r in results.items() if t.out_dir == out_dir for e in r["entries"]]

@@ -97,8 +97,9 @@ def test_corrupt_and_truncated_records_are_reported_and_skipped(kubric_build, tm
     assert read_index(tmp_path / "out" / "train")["num_clips"] == 1
     assert not (tmp_path / "out" / "validation" / "validation-00000.h5").exists()
     assert "data CRC mismatch" in "\n".join(summary.lines())
-    # The file without any usable scene is finished too: a rerun does not redo it.
-    assert convert(build, tmp_path / "out", workers=1, progress=False).finished_before == 2
+    # The file without any usable scene is finished too: a rerun does not redo it, and still reports.
+    again = convert(build, tmp_path / "out", workers=1, progress=False)
+    assert again.finished_before == 2 and again.converted_files == 0 and len(again.skipped_before) == 2
 
 
 def test_scene_with_a_missing_field_is_skipped(tmp_path):
