@@ -97,9 +97,9 @@ def convert_record(payload: bytes, spec: tfds_features.FeatureSpec, rng: np.rand
     frames = sampled.query_points[:, 0].astype(np.int64)
     sampled.tracks[rows, frames] = sampled.query_points[:, [2, 1]]
     lap("tracks")
-    name = flat.get("metadata/video_name") or [b""]
-    return ConvertedClip(example["video"], sampled.query_points, sampled.tracks, sampled.occluded,
-                         name[0].decode("utf-8", errors="replace") if isinstance(name, list) and name else "")
+    name = flat.get("metadata/video_name")
+    name = name[0].decode("utf-8", errors="replace") if isinstance(name, list) and name else ""
+    return ConvertedClip(example["video"], sampled.query_points, sampled.tracks, sampled.occluded, name)
 
 
 def scene_rng(seed: int, split: str, shard: int, record: int) -> np.random.Generator:

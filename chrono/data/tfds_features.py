@@ -389,8 +389,7 @@ def _decode_images(spec: FeatureSpec, frames: list, key: str) -> np.ndarray:
         if image.dtype != dtype:
             raise FeatureError(f"feature {key}, frame {i}: PNG holds {image.dtype}, features.json says {spec.dtype}")
         expected = tuple(spec.shape)
-        if expected and any(e is not None and e != g for e, g in zip(expected, image.shape)) or (
-                expected and len(expected) != image.ndim):
+        if expected and (len(expected) != image.ndim or any(e not in (None, g) for e, g in zip(expected, image.shape))):
             raise FeatureError(f"feature {key}, frame {i}: image of shape {image.shape}, expected {expected}")
         decoded.append(image)
     if not decoded:
