@@ -1,0 +1,48 @@
+"""Fixtures of the Kubric conversion tests: the tiny panning MOVi-E build and kubric's reference tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chrono.data import tfds_features
+from chrono.data.tfrecord import iter_records, parse_example
+
+
+@pytest.fixture(scope="session")
+def kubric_build(fixtures_dir) -> Path:
+    """The TFDS build folder panning_movi_e/32x32/1.0.0 (train: scene51, scene50; validation: 1 scene)."""
+    build = fixtures_dir / "panning_movi_e_tiny" / "panning_movi_e" / "32x32" / "1.0.0"
+    if not build.is_dir():
+        pytest.skip(f"{build} is missing")
+    return build
+
+
+@pytest.fixture(scope="session")
+def reference_tracks(kubric_build) -> dict:
+    """kubric's own tracks of every pixel query: {scene: (queries_tyx [M,3], tracks [M,T,2], occluded [M,T])}."""
+    z = np.load(kubric_build.parents[2] / "reference_tracks.npz")
+    out = {}
+    for name in ("scene50", "scene51"):
+        occ = np.unpackbits(z[f"{name}/occluded_packbits"], axis=-1)[:, :24].astype(bool)
+        out[name] = (z[f"{name}/queries_tyx"], z[f"{name}/tracks_xy_f16"].astype(np.float64), occ,
+                     z[f"{name}/first_frame"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def train_file(kubric_build) -> Path:
+    return next(f.path for f in tfds_features.build_files(kubric_build) if f.split == "train")
+
+
+@pytest.fixture(scope="session")
+def train_examples(kubric_build, train_file) -> dict:
+    """Every decoded train example of the fixture, by video name."""
+    spec = tfds_features.load_features(kubric_build)
+    examples = {}
+    for record in iter_records(train_file):
+        example = tfds_features.decode_example(spec, parse_example(record.data))
+        examples[example["metadata"]["video_name"]] = example
+    return examples
