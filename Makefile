@@ -25,7 +25,10 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 train: setup
-	@echo "Training is not there yet (issue #5): chrono.train lands with it." ; exit 1
+	$(PY) -m chrono.train experiment=cpu_synthetic $(ARGS)
+
+ui: setup
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db --default-artifact-root $(CURDIR)/outputs/mlartifacts --port $(or $(PORT),5000)
 
 # Every configured benchmark in both query modes as one Hydra multirun, the chrono tracker beside zero_motion,
 # ending with one table (printed, summary.md / summary.csv in the sweep folder, one MLflow parent run).

@@ -106,6 +106,17 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """The mean of each float over all ranks (every rank must call it); unchanged without a process group."""
+    if not (dist.is_available() and dist.is_initialized()) or not values:
+        return values
+    keys = sorted(values)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return {k: v / dist.get_world_size() for k, v in zip(keys, packed.tolist())}
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s (picklable) ``obj`` on every rank."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -79,15 +79,25 @@ def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[s
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def validate(model, cfg: DictConfig, benchmark_path: Path) -> dict[str, float]:
+def validation_benchmark(cfg: DictConfig) -> DictConfig:
+    """``val.benchmark``, or DAVIS strided when ``paths.davis`` is set and ``val.davis_when_available`` (the
+    reference validates on DAVIS)."""
+    if cfg.val.davis_when_available and cfg.paths.get("davis"):
+        davis = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "benchmark" / "davis.yaml")
+        davis.path, davis.query_mode = cfg.paths.davis, "strided"
+        return davis
+    return cfg.val.benchmark
+
+
+def validate(model, cfg: DictConfig, bench: DictConfig, benchmark_path: Path) -> dict[str, float]:
     """Benchmark means of the current model on the validation benchmark (all ranks share the videos)."""
     from chrono.evaluate import evaluate_benchmark
 
     was_training = model.training
     model.eval()
     result = evaluate_benchmark(
-        model, cfg.val.benchmark.name, cfg.val.benchmark.format, benchmark_path, cfg.val.benchmark.query_mode,
-        resolution=tuple(cfg.val.benchmark.resolution), max_videos=cfg.val.max_videos, progress=None,
+        model, bench.name, bench.format, benchmark_path, bench.query_mode,
+        resolution=tuple(bench.resolution), max_videos=cfg.val.max_videos, progress=None,
     )
     model.train(was_training)
     return result.means
@@ -107,7 +117,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     # ---- model, optimizer
     model = tracker_from_config(cfg.backbone, cfg.adapter).to(device)
-    model.dino.requires_grad_(not cfg.backbone.freeze)
+    model.freeze_backbone(cfg.backbone.freeze)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = build_optimizer(params, cfg.optim, cfg.steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -131,7 +141,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     batches = iter(loader)
     clips_per_step = cfg.dataset.batch_size * accum * where.world_size
-    val_path = benchmark_path(cfg.val.benchmark, hydra.utils.to_absolute_path) if cfg.val.every else None
+    val_bench = validation_benchmark(cfg)
+    val_path = benchmark_path(val_bench, hydra.utils.to_absolute_path) if cfg.val.every or cfg.final_eval else None
 
     # ---- MLflow (rank 0)
     run = None
@@ -191,7 +202,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         window["n"] = window.get("n", 0) + 1
         if step % cfg.log_every == 0 or step == end_step:
             n = window.pop("n")
-            means = {k: v / n for k, v in window.items()}
+            means = dist.mean_over_ranks({k: v / n for k, v in window.items()})
             rate = meter.interval_rate(step) * clips_per_step
             if where.is_main:
                 meter.line(step, f"loss {means['loss']:.4f} (pos {means['position']:.4f} occ {means['occlusion']:.4f} "
@@ -204,16 +215,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             window = {}
 
         if cfg.val.every and (step % cfg.val.every == 0 or step == cfg.steps):
-            last_val = validate(model, cfg, val_path)
+            last_val = validate(model, cfg, val_bench, val_path)
             score = last_val[cfg.val.monitor]
             improved = progress.best is None or score > progress.best
             progress.best = score if improved else progress.best
-            log(f"step {step}: validation {cfg.val.benchmark.name}/{cfg.val.benchmark.query_mode} "
+            log(f"step {step}: validation {val_bench.name}/{val_bench.query_mode} "
                 + " ".join(f"{label} {100 * last_val[k]:.1f}" for k, label in VAL_METRIC_NAMES.items())
                 + (" (best)" if improved else ""))
             if run is not None:
                 run.log_metrics({f"val/{k}": last_val[k] for k in VAL_METRIC_NAMES}, step=step)
-                log_track_picture(run, model, val_path, cfg, step, run_dir)
+                log_track_picture(run, model, val_bench, val_path, step, run_dir)
             if improved:
                 save("best.ckpt")
         if step % cfg.checkpoint_every == 0 or step == end_step:
@@ -221,7 +232,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     result = {"steps": progress.step, "skipped_steps": progress.skipped, **{f"val/{k}": v for k, v in last_val.items()}}
     if cfg.final_eval and progress.step == cfg.steps:
-        table = final_evaluation(model, cfg, run, run_dir)
+        table = final_evaluation(model, cfg, val_bench, val_path, run, run_dir)
         result.update({f"final/{r['benchmark']}/{r['tracker']}/{k}": r[k] for r in table for k in ("AJ", "<δ^x_avg", "OA")})
     if where.is_main:
         from chrono.results import write_json_atomic
@@ -235,17 +246,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return result
 
 
-def final_evaluation(model, cfg: DictConfig, run, run_dir: Path) -> list[dict[str, Any]]:
+def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run, run_dir: Path) -> list[dict[str, Any]]:
     """The trained tracker beside the zero-motion floor on the validation benchmark, both query modes.
 
     Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow.
     """
     from chrono.baselines import ZeroMotionTracker
-    from chrono.evaluate import benchmark_path, evaluate_benchmark, summary_row
+    from chrono.evaluate import evaluate_benchmark, summary_row
     from chrono.results import table_csv, table_markdown, write_text_atomic
 
-    bench = cfg.val.benchmark
-    path = benchmark_path(bench, hydra.utils.to_absolute_path)
     model.eval()
     rows = []
     for query_mode in ("strided", "first"):
@@ -266,7 +275,7 @@ def final_evaluation(model, cfg: DictConfig, run, run_dir: Path) -> list[dict[st
     return rows
 
 
-def log_track_picture(run, model, val_path: Path, cfg: DictConfig, step: int, run_dir: Path) -> None:
+def log_track_picture(run, model, bench: DictConfig, path: Path, step: int, run_dir: Path) -> None:
     """Tracks of the first validation video drawn on its first frame, logged as an MLflow image artifact."""
     try:
         from chrono.visualize import draw_summary
@@ -274,9 +283,9 @@ def log_track_picture(run, model, val_path: Path, cfg: DictConfig, step: int, ru
         return
     from chrono.data.tapvid import decode_entry, iter_entries, sample_queries
 
-    entry = next(iter(iter_entries(cfg.val.benchmark.format, val_path)))
-    video = decode_entry(entry, tuple(cfg.val.benchmark.resolution))
-    queries = sample_queries(video, cfg.val.benchmark.query_mode)
+    entry = next(iter(iter_entries(bench.format, path)))
+    video = decode_entry(entry, tuple(bench.resolution))
+    queries = sample_queries(video, bench.query_mode)
     was_training = model.training
     model.eval()
     out = model.predict(video.video[None], queries.query_points[None][:, :64], resolution=video.video.shape[1:3])

@@ -72,6 +72,11 @@ class ChronoTracker(nn.Module):
         self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN), persistent=False)
         self.register_buffer("_std", torch.tensor(IMAGENET_STD), persistent=False)
 
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Freeze (the reference's recipe) or unfreeze the ViT; its unused mask token always stays frozen."""
+        self.dino.requires_grad_(not frozen)
+        self.dino.mask_token.requires_grad_(False)
+
     @property
     def grid_size(self) -> int:
         """Feature cells per side (64 at the reference's 896 input)."""

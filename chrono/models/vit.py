@@ -77,7 +77,9 @@ class DinoVisionTransformer(nn.Module):
             Block(dim, cfg.num_heads, cfg.mlp_ratio, cfg.ffn, cfg.layerscale_init) for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))  # unused at inference; kept for strict loading
+        # DINOv2's masked-image-modelling token: never used for tracking, kept for strict loading; frozen so
+        # that DDP does not wait for a gradient it will never get.
+        self.mask_token = nn.Parameter(torch.zeros(1, dim), requires_grad=False)
         self._init_weights()
 
     def _init_weights(self) -> None:

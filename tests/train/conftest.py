@@ -64,3 +64,13 @@ def trainer(isolated):
 @pytest.fixture()
 def composer():
     return compose
+
+
+@pytest.fixture()
+def command(isolated):
+    """Run ``python <args>`` from the repo root with the isolated environment."""
+
+    def run(args, timeout=600, env=None):
+        return run_command(args, {**isolated, **(env or {})}, REPO, timeout)
+
+    return run
