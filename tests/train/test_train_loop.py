@@ -66,3 +66,14 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path, trainer, fast):
 def test_every_experiment_composes(experiment, composer):
     cfg = composer([f"experiment={experiment}"])
     assert cfg.steps > 0 and cfg.name == experiment
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(chrono.__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=smoke"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.timeout_min == 4320
