@@ -64,3 +64,12 @@ def crop_tyx(points: Array, box: Sequence[float], to_hw: Sequence[float]) -> Arr
     """(t, y, x) query points [..., 3] -> the same crop-and-resize as :func:`crop_xy`; t is kept."""
     y0, x0, h, w = box
     return rescale_tyx(points - _ratio(points, (0.0, y0, x0)), (h, w), to_hw)
+
+
+def raster_to_index(points: Array) -> Array:
+    """Raster coordinates -> pixel-index coordinates (integer values at pixel centres), on every axis.
+
+    Image drawing libraries (PIL's ImageDraw) address pixel i by the number i, so the centre of pixel i,
+    i + 0.5 in raster coordinates, is drawn at i. Use only for drawing, never for stored coordinates.
+    """
+    return points - 0.5

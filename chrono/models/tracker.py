@@ -108,12 +108,16 @@ class ChronoTracker(nn.Module):
         feats = self.dino.norm(tokens)[:, prefix:].reshape(B, T, g, g, -1)
         return feats / torch.sqrt(torch.clamp((feats * feats).sum(-1, keepdim=True), min=1e-6))
 
-    def track_features(self, features: torch.Tensor, query_points: torch.Tensor, video_hw: tuple[int, int]) -> dict:
+    def track_features(
+        self, features: torch.Tensor, query_points: torch.Tensor, video_hw: tuple[int, int], query_features=None
+    ) -> dict:
         """Tracking head on precomputed features.
 
         Args:
           features: [B, T, g, g, C] from :meth:`extract_features`.
           query_points: [B, N, 3] (t, y, x) in pixels of a video of size ``video_hw`` = (H, W).
+          query_features: optional [B, N, C] features of the queries, sampled elsewhere (windowed
+            tracking, chrono/windowed.py); by default they are sampled from ``features`` at ``query_points``.
 
         Returns:
           dict of ``tracks`` [B, N, T, 2] (x, y) video pixels, ``occlusion`` and ``expected_dist``
@@ -122,7 +126,7 @@ class ChronoTracker(nn.Module):
         g = features.shape[2:4]
         queries_grid = rescale_tyx(query_points, video_hw, g)
         queries_head = rescale_tyx(query_points, video_hw, head.HEAD_RESOLUTION)
-        query_feats = head.sample_query_features(features, queries_grid)
+        query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
         tracks, occ, expd = [], [], []
         chunk = self.cfg.query_chunk_size
         for s in range(0, query_feats.shape[1], chunk):
@@ -176,3 +180,14 @@ class ChronoTracker(nn.Module):
         tracks = rescale_xy(out["tracks"], resolution, (H, W))
         visible = (1 - torch.sigmoid(out["occlusion"])) * (1 - torch.sigmoid(out["expected_dist"]))
         return {"tracks": tracks, "occluded": (1 - visible) > 0.5}
+
+    def track_video(self, video, query_points, **options) -> dict:
+        """Track one video of any length in bounded memory (features over overlapping windows of frames).
+
+        See :func:`chrono.windowed.track_video` for the arguments; ``video`` [T, H, W, 3] or a frame
+        source, ``query_points`` [N, 3] (t, y, x) in its pixels; returns numpy ``tracks`` [N, T, 2] (x, y)
+        and ``occluded`` [N, T].
+        """
+        from chrono.windowed import track_video
+
+        return track_video(self, video, query_points, **options)
