@@ -11,7 +11,8 @@ windows of frames (chrono/windowed.py: bounded memory), and writes into ``out``:
 - ``tracks.csv``: one row per (frame, point): ``frame,point,x,y,visible``.
 - ``overlay.mp4``: the video with a colour per point, short trails, a filled disc when visible and a
   hollow ring when occluded.
-- ``summary.png``: the first tracked frame with every trajectory drawn.
+- ``summary.png``: the first tracked frame with every trajectory drawn (small videos enlarged to at
+  least 256 pixels on the shorter side).
 
 Queries: an integer n for an n x n grid on frame ``grid_frame``, or a CSV file of ``t,x,y`` rows (a
 header line is allowed; t is the file's frame number, x and y its pixels). ``demo=true`` makes a short
@@ -163,7 +164,7 @@ def write_outputs(out: Path, source: FrameSource, result: dict, queries: np.ndar
     }
     if summary:
         q = rescale_tyx(queries, source.original_hw, source.hw)
-        image = draw_trajectories(to_uint8(source.read(0, 1))[0], result["tracks"], result["occluded"], q)
+        image = draw_trajectories(to_uint8(source.read(0, 1))[0], result["tracks"], result["occluded"], q, min_side=256)
         files["summary"] = write_png(out / f"summary{suffix}.png", image)
     if overlay:
         files["overlay"] = write_overlay_video(out / f"overlay{suffix}.mp4", source, result["tracks"], result["occluded"],

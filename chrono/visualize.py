@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from chrono.coords import raster_to_index
+from chrono.coords import raster_to_index, rescale_tyx, rescale_xy
 
 
 def point_colors(n: int) -> np.ndarray:
@@ -86,6 +86,7 @@ def draw_trajectories(
     query_points: np.ndarray | None = None,
     colors: np.ndarray | None = None,
     dim: float = 0.5,
+    min_side: int = 0,
 ) -> np.ndarray:
     """A one-picture summary: whole trajectories drawn over a (dimmed) frame.
 
@@ -97,10 +98,19 @@ def draw_trajectories(
       query_points: optional [N, 3] (t, y, x): each query is marked with a disc.
       colors: [N, 3] uint8 (default :func:`point_colors`).
       dim: how much the frame is faded towards grey so the lines stand out (0 = not at all).
+      min_side: a smaller frame is enlarged (an integer factor, nearest neighbour) so that its shorter
+        side reaches this, and the tracks with it: small videos give a legible picture.
 
     Returns:
-      [H, W, 3] uint8.
+      [H * s, W * s, 3] uint8, s the enlargement factor (1 unless ``min_side`` asks for more).
     """
+    scale = max(1, -(-min_side // min(frame.shape[:2])))
+    if scale > 1:
+        hw = frame.shape[:2]
+        frame = np.repeat(np.repeat(frame, scale, 0), scale, 1)
+        tracks = rescale_xy(np.asarray(tracks, np.float64), hw, frame.shape[:2])
+        if query_points is not None:
+            query_points = rescale_tyx(np.asarray(query_points, np.float64), hw, frame.shape[:2])
     N, T = tracks.shape[:2]
     colors = point_colors(N) if colors is None else colors
     radius = marker_radius(frame.shape[:2])
