@@ -1,0 +1,82 @@
+"""Drawing (chrono/visualize.py): markers where the tracks are, filled vs hollow, and the overlay of exact tracks.
+
+``test_overlay_of_exact_tracks_sits_on_the_moving_content`` saves frames of the overlay as PNG files in
+its test output (and in $CHRONO_TEST_ARTIFACTS when set) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chrono.visualize import draw_points, draw_trajectories, point_colors, write_overlay_video
+
+from .conftest import moving_clip
+
+
+def test_point_colors_are_distinct():
+    c = point_colors(10)
+    assert c.shape == (10, 3) and c.dtype == np.uint8 and len({tuple(x) for x in c}) == 10
+    assert point_colors(1).shape == (1, 3) and point_colors(0).shape == (0, 3)
+
+
+def test_markers_sit_on_the_raster_position_filled_or_hollow():
+    frame = np.full((40, 40, 3), 128, np.uint8)
+    colors = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)
+    # point 0 visible at the centre of pixel (x=10, y=20); point 1 occluded at pixel (30, 5)
+    trails = np.array([[[10.5, 20.5]], [[30.5, 5.5]]], np.float32)
+    out = draw_points(frame, trails, np.array([[False], [True]]), colors, radius=3)
+    assert out[20, 10].tolist() == [255, 0, 0]  # a filled disc centred on its pixel
+    assert out[20, 7].tolist() != [128, 128, 128] and out[20, 13].tolist() != [128, 128, 128]  # symmetric
+    assert out[5, 30].tolist() == [128, 128, 128]  # a hollow ring: the centre shows the frame
+    assert out[5, 27].tolist() == [0, 0, 255] and out[5, 33].tolist() == [0, 0, 255]
+    # a trail: the segment from the older to the current position is drawn between them
+    trails = np.array([[[5.5, 5.5], [25.5, 5.5]]], np.float32)
+    out = draw_points(frame, trails, np.zeros((1, 2), bool), colors[:1], radius=2)
+    assert (out[5, 10:20] != 128).any(axis=-1).all()
+
+
+def test_trajectories_summary():
+    frame = np.zeros((20, 30, 3), np.uint8)
+    tracks = np.array([[[2.5, 2.5], [20.5, 2.5], [20.5, 15.5]]], np.float32)
+    out = draw_trajectories(frame, tracks, np.zeros((1, 3), bool), np.array([[0, 2.5, 2.5]]), dim=0)
+    assert out.shape == (20, 30, 3)
+    assert (out[2, 5:18].sum(-1) > 0).all() and (out[5:13, 20].sum(-1) > 0).all()  # both segments
+    big = draw_trajectories(frame, tracks, np.zeros((1, 3), bool), min_side=64)
+    assert big.shape == (80, 120, 3) and (big[4 * 2 + 2, 20:72].sum(-1) > 0).all()  # enlarged x4, tracks too
+
+
+def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path):
+    """Exact tracks of a moving clip drawn through the overlay code: every visible point's marker is at
+    its track position (so the markers move with the content), and the mp4 read back holds those frames."""
+    decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
+    clip = moving_clip(num_frames=16, height=96, width=128, grid=5)
+    tracks, occluded = clip["tracks"], clip["occluded"]
+    path = write_overlay_video(tmp_path / "overlay.mp4", clip["video"], tracks, occluded, fps=8, trail=8)
+    reader = decord.VideoReader(str(path))
+    assert len(reader) == 16 and reader[0].shape == (96, 128, 3)
+    colors = point_colors(len(tracks))
+    hits = total = 0
+    for t in (0, 7, 15):
+        lo = max(0, t - 7)
+        drawn = draw_points(clip["video"][t], tracks[:, lo : t + 1], occluded[:, lo : t + 1], colors)
+        for i in np.flatnonzero(~occluded[:, t]):
+            x, y = tracks[i, t].astype(int)
+            total += 1
+            hits += drawn[y, x].tolist() == colors[i].tolist()
+        decoded = reader[t].asnumpy()
+        # H.264 (chroma at half resolution) blurs the small discs' colour a little, nothing more
+        assert np.abs(decoded.astype(int) - drawn).mean() < 6
+        assert np.abs(decoded.astype(int) - drawn).mean() < np.abs(decoded.astype(int) - clip["video"][t]).mean()
+        Image.fromarray(np.repeat(np.repeat(decoded, 3, 0), 3, 1)).save(tmp_path / f"overlay_frame{t:02d}.png")
+    artifacts = os.environ.get("CHRONO_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        for png in tmp_path.glob("*.png"):
+            shutil.copy(png, Path(artifacts) / png.name)
+    assert total > 40 and hits == total, f"{hits} of {total} visible markers at their track positions"
