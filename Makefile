@@ -64,6 +64,11 @@ eval-all: setup
 	$(PY) -m chrono.evaluate -m benchmark=$$benches benchmark.query_mode=first,strided tracker=$$trackers \
 	  $$ckpt_arg $$paths progress=false $(EVAL_ARGS)
 
+# A short synthetic video tracked with a grid of points, no download: outputs/demo/ (overlay.mp4, summary.png,
+# tracks.npz/csv, and *_ground_truth files drawn from the clip's exact tracks for comparison).
+demo: setup
+	$(PY) -m chrono.track demo=true out=outputs/demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 

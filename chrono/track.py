@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from chrono.coords import rescale_tyx, rescale_xy
-from chrono.video_io import FrameSource, VideoError, atomic_path, open_video, to_uint8, write_png
+from chrono.video_io import FrameSource, VideoError, atomic_path, open_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,7 +154,7 @@ def write_outputs(out: Path, source: FrameSource, result: dict, queries: np.ndar
       queries: [N, 3] (t, y, x) in the file's frame numbers and pixels.
       suffix: added to every file name (``_ground_truth`` for the demo's reference tracks).
     """
-    from chrono.visualize import draw_trajectories, write_overlay_video
+    from chrono.visualize import draw_summary, write_overlay_video
 
     out.mkdir(parents=True, exist_ok=True)
     in_file = dict(result, tracks=rescale_xy(result["tracks"], source.hw, source.original_hw))
@@ -164,8 +164,7 @@ def write_outputs(out: Path, source: FrameSource, result: dict, queries: np.ndar
     }
     if summary:
         q = rescale_tyx(queries, source.original_hw, source.hw)
-        image = draw_trajectories(to_uint8(source.read(0, 1))[0], result["tracks"], result["occluded"], q, min_side=256)
-        files["summary"] = write_png(out / f"summary{suffix}.png", image)
+        files["summary"] = draw_summary(source.read(0, 1), result["tracks"], result["occluded"], out / f"summary{suffix}.png", q)
     if overlay:
         files["overlay"] = write_overlay_video(out / f"overlay{suffix}.mp4", source, result["tracks"], result["occluded"],
                                                fps=fps, trail=trail, progress=progress)
@@ -174,14 +173,6 @@ def write_outputs(out: Path, source: FrameSource, result: dict, queries: np.ndar
 
 # --------------------------------------------------------------------------------------------------
 # The whole job
-
-
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def track(
@@ -249,44 +240,47 @@ def _tracker(checkpoint, device: str, overrides: dict):
 
     import chrono
     from chrono.checkpoint import CheckpointError
+    from chrono.evaluate import resolve_device
 
     if isinstance(checkpoint, nn.Module):
         return checkpoint
     if checkpoint is None:
         raise CheckpointError("checkpoint= is required: an official Chrono .ckpt, a DINOv2 *_pretrain.pth or a "
                          "chrono.train checkpoint (make demo runs without one)")
-    return chrono.load_tracker(checkpoint, device=pick_device(device), **overrides)
+    return chrono.load_tracker(checkpoint, device=resolve_device(device), **overrides)
 
 
 # --------------------------------------------------------------------------------------------------
 # make demo
 
 
-def newest_train_checkpoint(root: Path = REPO / "outputs") -> Path | None:
-    """The most recent ``*.ckpt`` under ``outputs/`` (what ``make train`` writes), or None."""
-    found = [p for p in root.glob("**/*.ckpt") if p.is_file()] if root.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+def newest_train_checkpoint(root: Path = REPO / "outputs" / "train") -> Path | None:
+    """The newest checkpoint ``make train`` wrote (``outputs/train/**/checkpoints/{best,last}.ckpt``; of one
+    run, best before last), or None."""
+    found = [p for name in ("best.ckpt", "last.ckpt") for p in root.glob(f"**/checkpoints/{name}")] if root.is_dir() else []
+    return max(found, key=lambda p: (p.parent.stat().st_mtime, p.name == "best.ckpt")) if found else None
 
 
 def demo_tracker(checkpoint, device: str, say: Callable[[str], None]):
     """The demo's tracker: ``checkpoint``, else the newest make-train checkpoint, else the random-weight
     official-layout fixture (../shared/fixtures), else a fresh tiny tracker."""
     import chrono
+    from chrono.evaluate import resolve_device
 
     if checkpoint is not None:
-        return chrono.load_tracker(checkpoint, device=pick_device(device))
+        return chrono.load_tracker(checkpoint, device=resolve_device(device))
     found = newest_train_checkpoint()
     if found is not None:
         say(f"using the newest make-train checkpoint {found}")
-        return chrono.load_tracker(found, device=pick_device(device))
+        return chrono.load_tracker(found, device=resolve_device(device))
     fixture = REPO.parent / "shared" / "fixtures" / "chrono_official_tiny" / "model.ckpt"
     if fixture.is_file():
         say(f"NO TRAINED CHECKPOINT: using {fixture}, a tiny Chrono with RANDOM weights, at input 448 x 448. "
             "Its tracks are meaningless; this demo only shows the pipeline (compare *_ground_truth files).")
-        return chrono.load_tracker(fixture, device=pick_device(device), input_size=448)
+        return chrono.load_tracker(fixture, device=resolve_device(device), input_size=448)
     say("NO TRAINED CHECKPOINT: using a fresh tiny tracker with RANDOM weights. Its tracks are meaningless; this "
         "demo only shows the pipeline (compare *_ground_truth files). Run `make train` for a trained one.")
-    return chrono.load_tracker(None, device=pick_device(device), backbone="tiny", input_size=224)
+    return chrono.load_tracker(None, device=resolve_device(device), backbone="tiny", input_size=224)
 
 
 def demo_clip(num_frames: int = 48, size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
@@ -329,7 +323,7 @@ def _main(cfg) -> None:
     options = dict(grid_frame=cfg.grid_frame, window=cfg.window, overlap=cfg.overlap,
                    resolution=tuple(cfg.resolution), overlay=cfg.overlay, summary=cfg.summary, trail=cfg.trail,
                    fps=cfg.fps)
-    overrides = {k: v for k, v in (cfg.tracker or {}).items() if v is not None}
+    overrides = {k: v for k, v in cfg.tracker.items() if k != "name" and v is not None}
     try:
         if cfg.demo:
             run_demo(Path(absolute(cfg.out)), absolute(cfg.checkpoint), queries, cfg.device, cfg.progress, **options)

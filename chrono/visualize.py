@@ -132,6 +132,18 @@ def draw_trajectories(
     return np.asarray(Image.alpha_composite(out, layer).convert("RGB"))
 
 
+def draw_summary(video, tracks: np.ndarray, occluded: np.ndarray, path: str | os.PathLike,
+                 query_points: np.ndarray | None = None, min_side: int = 256):
+    """Write a PNG of :func:`draw_trajectories` on the first frame of ``video`` [T, H, W, 3] (uint8 or float
+    in [-1, 1]; tracks [N, T, 2] (x, y) in its pixels, occluded [N, T]); returns the path. The training
+    loop logs these pictures."""
+    from chrono.video_io import to_uint8, write_png
+
+    first = to_uint8(np.asarray(video[0]))
+    return write_png(path, draw_trajectories(first, np.asarray(tracks), np.asarray(occluded), query_points,
+                                             min_side=min_side))
+
+
 def write_overlay_video(
     path: str | os.PathLike,
     source,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chrono.visualize import draw_points, draw_trajectories, point_colors, write_overlay_video
+from chrono.visualize import draw_points, draw_summary, draw_trajectories, point_colors, write_overlay_video
 
 from .conftest import moving_clip
 
@@ -41,7 +41,7 @@ def test_markers_sit_on_the_raster_position_filled_or_hollow():
     assert (out[5, 10:20] != 128).any(axis=-1).all()
 
 
-def test_trajectories_summary():
+def test_trajectories_summary(tmp_path):
     frame = np.zeros((20, 30, 3), np.uint8)
     tracks = np.array([[[2.5, 2.5], [20.5, 2.5], [20.5, 15.5]]], np.float32)
     out = draw_trajectories(frame, tracks, np.zeros((1, 3), bool), np.array([[0, 2.5, 2.5]]), dim=0)
@@ -49,6 +49,9 @@ def test_trajectories_summary():
     assert (out[2, 5:18].sum(-1) > 0).all() and (out[5:13, 20].sum(-1) > 0).all()  # both segments
     big = draw_trajectories(frame, tracks, np.zeros((1, 3), bool), min_side=64)
     assert big.shape == (80, 120, 3) and (big[4 * 2 + 2, 20:72].sum(-1) > 0).all()  # enlarged x4, tracks too
+    video = np.zeros((3, 20, 30, 3), np.float32) - 1  # float in [-1, 1] as training holds it
+    path = draw_summary(video, tracks, np.zeros((1, 3), bool), tmp_path / "pictures" / "tracks.png", min_side=0)
+    assert np.array_equal(np.asarray(Image.open(path)), draw_trajectories(frame, tracks, np.zeros((1, 3), bool)))
 
 
 def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path):
