@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -120,7 +121,7 @@ MEMORY_PROBE = textwrap.dedent(
     T, window = int(sys.argv[1]), (None if sys.argv[2] == "all" else int(sys.argv[2]))
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    tracker = build_tracker("tiny", input_size=224).eval()
+    tracker = build_tracker("tiny", input_size=112).eval()
     queries = np.array([[0, 10.0, 10.0], [T - 1, 30.0, 30.0]], np.float32)
     track_video(tracker, Synthetic(8), queries[:1], window=None)  # warm up allocator and kernels
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -132,7 +133,11 @@ MEMORY_PROBE = textwrap.dedent(
 
 
 def _peak_growth_mb(T: int, window: str) -> float:
-    res = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(T), window], capture_output=True, text=True, check=True)
+    # glibc's adaptive mmap threshold keeps freed large blocks in the heap, which makes peak RSS jitter by
+    # tens of MB between runs; a fixed threshold returns them at free, and the peak becomes reproducible.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    res = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(T), window], capture_output=True, text=True,
+                         check=True, env=env)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["shape"] == [2, T, 2]
     return out["growth_mb"]
@@ -140,13 +145,13 @@ def _peak_growth_mb(T: int, window: str) -> float:
 
 @pytest.mark.slow
 def test_peak_memory_is_bounded_as_the_video_grows():
-    """Peak RSS growth (over a warmed-up process) for 32 and 256 frames at a tiny backbone, 16 x 16 grid.
+    """Peak RSS growth (over a warmed-up process) for 32 and 256 frames at a tiny backbone, 8 x 8 grid.
 
-    Windowed (16 frames): the same for both lengths. Whole clip: grows with the length, which shows the
-    probe can see the difference.
+    Windowed (16 frames): the same for both lengths (measured: 29.1 and 29.2 MB). Whole clip: grows with
+    the length (63 and 567 MB), which shows the probe sees the difference.
     """
     windowed = {T: _peak_growth_mb(T, "16") for T in (32, 256)}
     whole = {T: _peak_growth_mb(T, "all") for T in (32, 256)}
     print(f"peak RSS growth MB: windowed {windowed}, whole clip {whole}")
-    assert windowed[256] - windowed[32] < 25, windowed
-    assert whole[256] - whole[32] > 4 * max(windowed[256] - windowed[32], 25), (whole, windowed)
+    assert windowed[256] - windowed[32] < 5, windowed
+    assert whole[256] - whole[32] > 200, whole
