@@ -60,6 +60,12 @@ def moving_clip(num_frames: int = 12, height: int = 64, width: int = 80, seed: i
 
 
 @pytest.fixture(scope="session")
+def make_moving_clip():
+    """:func:`moving_clip` (test folders are not packages: helpers reach tests through fixtures)."""
+    return moving_clip
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A chrono.train-format checkpoint of a random tiny tracker (input 112 x 112: an 8 x 8 feature grid)
     whose adapters are non-trivial (conv2 not zero), so windowing changes its features."""

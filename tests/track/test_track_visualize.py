@@ -16,8 +16,6 @@ from PIL import Image
 
 from chrono.visualize import draw_points, draw_summary, draw_trajectories, point_colors, write_overlay_video
 
-from .conftest import moving_clip
-
 
 def test_point_colors_are_distinct():
     c = point_colors(10)
@@ -54,11 +52,11 @@ def test_trajectories_summary(tmp_path):
     assert np.array_equal(np.asarray(Image.open(path)), draw_trajectories(frame, tracks, np.zeros((1, 3), bool)))
 
 
-def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path):
+def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path, make_moving_clip):
     """Exact tracks of a moving clip drawn through the overlay code: every visible point's marker is at
     its track position (so the markers move with the content), and the mp4 read back holds those frames."""
     decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
-    clip = moving_clip(num_frames=16, height=96, width=128, grid=5)
+    clip = make_moving_clip(num_frames=16, height=96, width=128, grid=5)
     tracks, occluded = clip["tracks"], clip["occluded"]
     path = write_overlay_video(tmp_path / "overlay.mp4", clip["video"], tracks, occluded, fps=8, trail=8)
     reader = decord.VideoReader(str(path))
