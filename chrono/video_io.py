@@ -202,7 +202,9 @@ def open_video(
     ids = _select(total, start, end, stride, str(path))
     size = _scaled_hw(hw, max_side)
     reader = probe if size == hw else decord.VideoReader(str(path), width=size[1], height=size[0], num_threads=1)
-    return DecordSource(path, reader, ids, hw, size)
+    source = DecordSource(path, reader, ids, hw, size)
+    source.fps /= stride  # the selected frames play at the original speed
+    return source
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def test_selection_and_max_side(clip_mp4):
     path, clip = clip_mp4
     source = open_video(path, start=2, end=11, stride=3, max_side=40)
     assert source.frame_ids.tolist() == [2, 5, 8] and source.original_hw == (64, 80) and source.hw == (32, 40)
+    assert source.fps == pytest.approx(10 / 3)  # plays at the original speed
     frames = source.read(0, 3)
     assert frames.shape == (3, 32, 40, 3)
     small = np.asarray(Image.fromarray(clip["video"][5]).resize((40, 32), Image.BILINEAR)).astype(int)
