@@ -39,7 +39,11 @@ from chrono.video_io import FrameSource, VideoError, atomic_path, open_video
 REPO = Path(__file__).resolve().parents[1]
 
 
-class QueryError(ValueError):
+class TrackError(ValueError):
+    """Settings of chrono.track that cannot be used; the message names them."""
+
+
+class QueryError(TrackError):
     """Query points that cannot be used; the message names where they came from."""
 
 
@@ -217,16 +221,19 @@ def track(
     from chrono.windowed import DEFAULT_OVERLAP, DEFAULT_WINDOW
 
     say = progress if callable(progress) else Progress(bool(progress))
+    if window is None:
+        window, overlap = DEFAULT_WINDOW, DEFAULT_OVERLAP if overlap is None else overlap
+    elif overlap is None:
+        overlap = window // 2
+    if window < 0 or (window and not 0 <= overlap < window):
+        raise TrackError(f"window={window}, overlap={overlap}: need window >= 1 (0: all frames at once) and "
+                         f"0 <= overlap < window")
     source = video if isinstance(video, FrameSource) else open_video(video, start, end, stride, max_side)
     q_file, origin = queries_for(queries, source, grid_frame)
     q_sel = to_selection(q_file, source, origin)
     tracker = _tracker(checkpoint, device, tracker_overrides or {})
     say(f"{source.name}: {source.num_frames} frames of {source.hw[0]} x {source.hw[1]} "
         f"(file: {source.original_hw[0]} x {source.original_hw[1]}), {len(q_sel)} queries")
-    if window is None:
-        window, overlap = DEFAULT_WINDOW, DEFAULT_OVERLAP if overlap is None else overlap
-    elif overlap is None:
-        overlap = window // 2
     result = tracker.track_video(source, q_sel, window=window or None, overlap=overlap if window else 0,
                                  resolution=tuple(resolution), progress=say)
     files = write_outputs(Path(out), source, result, q_file, overlay=overlay, summary=summary, trail=trail, fps=fps,
@@ -261,26 +268,30 @@ def newest_train_checkpoint(root: Path = REPO / "outputs" / "train") -> Path | N
     return max(found, key=lambda p: (p.parent.stat().st_mtime, p.name == "best.ckpt")) if found else None
 
 
-def demo_tracker(checkpoint, device: str, say: Callable[[str], None]):
+def demo_tracker(checkpoint, device: str, say: Callable[[str], None], overrides: dict | None = None):
     """The demo's tracker: ``checkpoint``, else the newest make-train checkpoint, else the random-weight
     official-layout fixture (../shared/fixtures), else a fresh tiny tracker."""
     import chrono
     from chrono.evaluate import resolve_device
 
+    overrides = dict(overrides or {})
     if checkpoint is not None:
-        return chrono.load_tracker(checkpoint, device=resolve_device(device))
+        return chrono.load_tracker(checkpoint, device=resolve_device(device), **overrides)
     found = newest_train_checkpoint()
     if found is not None:
         say(f"using the newest make-train checkpoint {found}")
-        return chrono.load_tracker(found, device=resolve_device(device))
+        return chrono.load_tracker(found, device=resolve_device(device), **overrides)
     fixture = REPO.parent / "shared" / "fixtures" / "chrono_official_tiny" / "model.ckpt"
     if fixture.is_file():
-        say(f"NO TRAINED CHECKPOINT: using {fixture}, a tiny Chrono with RANDOM weights, at input 448 x 448. "
-            "Its tracks are meaningless; this demo only shows the pipeline (compare *_ground_truth files).")
-        return chrono.load_tracker(fixture, device=resolve_device(device), input_size=448)
+        overrides.setdefault("input_size", 448)
+        say(f"NO TRAINED CHECKPOINT: using {fixture}, a tiny Chrono with RANDOM weights, at input "
+            f"{overrides['input_size']}. Its tracks are meaningless; this demo only shows the pipeline (compare "
+            "*_ground_truth files). Run `make train` for a trained one.")
+        return chrono.load_tracker(fixture, device=resolve_device(device), **overrides)
     say("NO TRAINED CHECKPOINT: using a fresh tiny tracker with RANDOM weights. Its tracks are meaningless; this "
         "demo only shows the pipeline (compare *_ground_truth files). Run `make train` for a trained one.")
-    return chrono.load_tracker(None, device=resolve_device(device), backbone="tiny", input_size=224)
+    overrides.setdefault("input_size", 224)
+    return chrono.load_tracker(None, device=resolve_device(device), backbone="tiny", **overrides)
 
 
 def demo_clip(num_frames: int = 48, size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
@@ -292,7 +303,7 @@ def demo_clip(num_frames: int = 48, size: int = 256, seed: int = 0) -> dict[str,
 
 
 def run_demo(out: Path, checkpoint=None, queries: Any = 8, device: str = "auto", progress: bool = True,
-             **options: Any) -> dict[str, Path]:
+             tracker_overrides: dict | None = None, **options: Any) -> dict[str, Path]:
     """``make demo``: write a synthetic mp4 into ``out``, track an n x n grid on it, and also draw the clip's
     exact tracks through the same outputs (``*_ground_truth``) for comparison."""
     from chrono.video_io import Mp4Writer
@@ -307,7 +318,7 @@ def run_demo(out: Path, checkpoint=None, queries: Any = 8, device: str = "auto",
     source = open_video(video_path)
     truth = {"tracks": clip["tracks"], "occluded": clip["occluded"]}
     write_outputs(Path(out), source, truth, clip["query_points"], suffix="_ground_truth", progress=say)
-    tracker = demo_tracker(checkpoint, device, say)
+    tracker = demo_tracker(checkpoint, device, say, tracker_overrides)
     return track(source, tracker, queries, out, progress=say, **options)
 
 
@@ -318,6 +329,8 @@ def run_demo(out: Path, checkpoint=None, queries: Any = 8, device: str = "auto",
 def _main(cfg) -> None:
     from hydra.utils import to_absolute_path
 
+    from chrono.checkpoint import CheckpointError
+
     absolute = lambda p: to_absolute_path(str(p)) if p is not None else None  # noqa: E731
     queries = cfg.queries if isinstance(cfg.queries, int) or str(cfg.queries).isdigit() else absolute(cfg.queries)
     options = dict(grid_frame=cfg.grid_frame, window=cfg.window, overlap=cfg.overlap,
@@ -326,14 +339,15 @@ def _main(cfg) -> None:
     overrides = {k: v for k, v in cfg.tracker.items() if k != "name" and v is not None}
     try:
         if cfg.demo:
-            run_demo(Path(absolute(cfg.out)), absolute(cfg.checkpoint), queries, cfg.device, cfg.progress, **options)
+            run_demo(Path(absolute(cfg.out)), absolute(cfg.checkpoint), queries, cfg.device, cfg.progress, overrides,
+                     **options)
             return
         if cfg.video is None:
             raise VideoError("video= is required: a video file, a folder of frames or a .npy array")
         track(absolute(cfg.video), absolute(cfg.checkpoint), queries, absolute(cfg.out), start=cfg.start, end=cfg.end,
               stride=cfg.stride, max_side=cfg.max_side, device=cfg.device, tracker_overrides=overrides,
               progress=cfg.progress, **options)
-    except ValueError as err:  # VideoError, QueryError, CheckpointError and bad settings: all name their input
+    except (VideoError, TrackError, CheckpointError) as err:  # each names the input at fault
         print(f"chrono.track: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from chrono.checkpoint import CheckpointError
-from chrono.track import QueryError, grid_queries, read_query_csv, track
+from chrono.track import QueryError, TrackError, grid_queries, read_query_csv, track
 from chrono.video_io import VideoError
 
 decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
@@ -111,6 +111,11 @@ def test_checkpoint_that_does_not_fit_is_named(tmp_path, clip_mp4):
         track(video, foreign, 2, tmp_path / "o", progress=False)
     with pytest.raises(CheckpointError, match="checkpoint= is required"):
         track(video, None, 2, tmp_path / "o", progress=False)
+
+
+def test_bad_window_settings(clip_mp4, tiny_checkpoint, tmp_path):
+    with pytest.raises(TrackError, match=r"window=4, overlap=4: need"):
+        track(clip_mp4[0], tiny_checkpoint, 2, tmp_path / "o", window=4, overlap=4, progress=False)
 
 
 def test_command_reports_bad_input_without_a_traceback(tmp_path, tiny_checkpoint):
