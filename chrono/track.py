@@ -303,13 +303,14 @@ def demo_clip(num_frames: int = 48, size: int = 256, seed: int = 0) -> dict[str,
 
 
 def run_demo(out: Path, checkpoint=None, queries: Any = 8, device: str = "auto", progress: bool = True,
-             tracker_overrides: dict | None = None, **options: Any) -> dict[str, Path]:
+             tracker_overrides: dict | None = None, num_frames: int = 48, size: int = 256,
+             **options: Any) -> dict[str, Path]:
     """``make demo``: write a synthetic mp4 into ``out``, track an n x n grid on it, and also draw the clip's
     exact tracks through the same outputs (``*_ground_truth``) for comparison."""
     from chrono.video_io import Mp4Writer
 
     say = Progress(progress, "chrono.track demo")
-    clip = demo_clip()
+    clip = demo_clip(num_frames, size)
     video_path = Path(out) / "demo_input.mp4"
     with Mp4Writer(video_path, fps=12, crf=12) as writer:
         for frame in clip["video"]:

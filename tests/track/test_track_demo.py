@@ -12,14 +12,14 @@ decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 on
 
 def test_demo_writes_the_tracked_and_the_exact_outputs(tmp_path, tiny_checkpoint):
     pytest.importorskip("chrono.data.synthetic", reason="the synthetic clip generator (chrono.data.synthetic) is not here yet")
-    files = run_demo(tmp_path, checkpoint=tiny_checkpoint, queries=4, progress=False)
-    assert len(decord.VideoReader(str(tmp_path / "demo_input.mp4"))) == 48
+    files = run_demo(tmp_path, checkpoint=tiny_checkpoint, queries=4, progress=False, num_frames=16, size=128)
+    assert len(decord.VideoReader(str(tmp_path / "demo_input.mp4"))) == 16
     tracked = np.load(files["npz"])
-    assert tracked["tracks"].shape == (16, 48, 2)
+    assert tracked["tracks"].shape == (16, 16, 2) and tracked["video_hw"].tolist() == [128, 128]
     truth = np.load(tmp_path / "tracks_ground_truth.npz")
-    assert truth["tracks"].shape[1] == 48 and truth["occluded"].any() and not truth["occluded"].all()
+    assert truth["tracks"].shape[1] == 16 and truth["occluded"].any() and not truth["occluded"].all()
     for name in ("overlay.mp4", "overlay_ground_truth.mp4"):
-        assert len(decord.VideoReader(str(tmp_path / name))) == 48
+        assert len(decord.VideoReader(str(tmp_path / name))) == 16
     assert (tmp_path / "summary.png").is_file() and (tmp_path / "summary_ground_truth.png").is_file()
 
 
