@@ -93,6 +93,28 @@ def test_windowed_features_close_to_whole_clip_with_temporal_adapters():
     assert 0 < gaps[-1] <= gaps[0] < 0.05, gaps
 
 
+def test_frames_are_read_one_window_at_a_time():
+    """The structure behind bounded memory: no read spans more than a window, features of one window at a
+    time; a grid on frame 0 costs no extra backbone pass (the query window is reused)."""
+    from chrono.video_io import ArraySource
+
+    class Recording(ArraySource):
+        reads: list = []
+
+        def _decode(self, ids):
+            self.reads.append((int(ids[0]), int(ids[-1]) + 1))
+            return super()._decode(ids)
+
+    tracker, video = _tracker(), _video(T=14)
+    source = Recording(video)
+    track_video(tracker, source, QUERIES[:1], window=6, overlap=2)  # a query on frame 0 only
+    assert source.reads == [(w.start, w.stop) for w in plan_windows(14, 6, 2)]
+    source.reads.clear()
+    track_video(tracker, source, QUERIES, window=6, overlap=2)  # queries on frames 0, 7, 10, 13
+    assert max(b - a for a, b in source.reads) == 6
+    assert len(source.reads) == 3 + len(plan_windows(14, 6, 2)) - 1  # query windows (last one reused) + stream
+
+
 def test_query_errors_name_the_query():
     check_queries(np.array([[0, 0, 0], [4, 40, 48]], np.float32), 5, (40, 48))  # edges are inside
     with pytest.raises(ValueError, match=r"query 1 \(t=5.*outside the video \(5 frames"):
