@@ -73,6 +73,8 @@ class ArraySource(FrameSource):
 
         if torch.is_tensor(array):
             array = array.detach().cpu().numpy()
+        elif not isinstance(array, np.ndarray):
+            array = np.asarray(array)
         if array.ndim == 5 and array.shape[0] == 1:
             array = array[0]
         if array.ndim != 4 or array.shape[-1] != 3:
