@@ -43,6 +43,7 @@ class TrackerConfig:
     softmax_temperature: float = 20.0
     argmax_radius: float = 5.0  # cells
     query_chunk_size: int = 64  # queries per cost-volume chunk (memory only; results do not depend on it)
+    head: str = "fast"  # "fast" or "reference" (the readable oracle; same outputs), see chrono/models/head.py
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +60,7 @@ class ChronoTracker(nn.Module):
     def __init__(self, cfg: TrackerConfig):
         super().__init__()
         self.cfg = cfg
+        head.get_head(cfg.head)  # fail early on an unknown head name
         multiple = cfg.backbone.patch_size * (ADAPTER_POOL if cfg.adapter.enabled else 1)
         if cfg.input_size % multiple:
             raise ValueError(f"input_size {cfg.input_size} must be a multiple of {multiple} (patch x adapter pooling)")
@@ -129,12 +131,14 @@ class ChronoTracker(nn.Module):
         query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
         tracks, occ, expd = [], [], []
         chunk = self.cfg.query_chunk_size
+        head_fn = head.get_head(self.cfg.head)
         for s in range(0, query_feats.shape[1], chunk):
-            cost = head.cost_volume(query_feats[:, s : s + chunk], features)
-            points = head.tracks_from_cost(cost, self.cfg.softmax_temperature, self.cfg.argmax_radius)
+            points, occ_inputs = head_fn(
+                query_feats[:, s : s + chunk], features, self.cfg.softmax_temperature, self.cfg.argmax_radius
+            )
             points = head.pin_query_frames(points, queries_head[:, s : s + chunk])
             tracks.append(rescale_xy(points, head.HEAD_RESOLUTION, video_hw))
-            logits = self.occ_linear(head.occlusion_inputs(cost))
+            logits = self.occ_linear(occ_inputs)
             occ.append(logits[..., 0])
             expd.append(logits[..., 1])
         return {"tracks": torch.cat(tracks, 1), "occlusion": torch.cat(occ, 1), "expected_dist": torch.cat(expd, 1)}
