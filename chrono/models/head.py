@@ -4,9 +4,9 @@ Two formulations with the same outputs, selected by name through :data:`HEADS` (
 
 - ``reference``: materialises the [B, N, T, h, w, 2] soft-argmax tensor exactly as the reference code
   does; slow and memory-hungry, kept as the readable oracle.
-- ``fast``: the cost volume is built a few frames at a time, the argmax comes from the very same softmax
-  (so it is the reference's, ties included), and the soft-argmax reads only the (2r+1)^2 cells around
-  it. Tracks agree with the reference to float32 rounding (about 1e-5 px at 256 x 256), occlusion
+- ``fast``: the cost volume is built a few frames at a time, the argmax is provably the reference's
+  softmax argmax (ties included; rows where rounding could tie cells go through the softmax itself), and
+  the soft-argmax reads only the (2r+1)^2 cells around it. Tracks agree with the reference to float32 rounding (about 1e-5 px at 256 x 256), occlusion
   inputs are bitwise equal, and gradients flow only through the window (outside it the reference's
   gradient is zero in exact arithmetic too, because the softmax normaliser cancels).
 
@@ -139,16 +139,17 @@ def disk_offsets(radius: float, h: int, w: int, dtype: torch.dtype, device=None)
 
 
 def local_soft_argmax_window(
-    logits: torch.Tensor, peak: torch.Tensor, grid_hw: tuple[int, int], radius: float
+    cost: torch.Tensor, softmax_temperature: float, peak: torch.Tensor, grid_hw: tuple[int, int], radius: float
 ) -> torch.Tensor:
-    """Soft-argmax of softmax(logits) over the cells within ``radius`` of ``peak``, reading only those cells.
+    """Soft-argmax of softmax(cost * temperature) over the cells within ``radius`` of ``peak``, reading only those.
 
-    Equals ``local_soft_argmax_reference(softmax(logits))`` when ``peak`` is the argmax of that softmax:
-    the softmax normaliser is common to numerator and denominator, so the weights are computed as
+    Equals ``local_soft_argmax_reference(softmax(cost * temperature))`` when ``peak`` is the argmax of that
+    softmax: its normaliser is common to numerator and denominator, so the weights are computed as
     exp(logit - logit[peak]) (<= 1 near the peak: stable) over the window only.
 
     Args:
-      logits: [..., h * w] (temperature already applied), raster order.
+      cost: [..., h * w] cost volume rows, raster order.
+      softmax_temperature: the logits are ``cost * softmax_temperature`` (computed like the reference).
       peak: [...] int64 flat index of the argmax cell.
       grid_hw: (h, w).
       radius: in cells, strict (squared centre distance < radius^2).
@@ -158,16 +159,16 @@ def local_soft_argmax_window(
       softmax is float32 under autocast).
     """
     h, w = grid_hw
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    dy, dx = disk_offsets(radius, h, w, dtype, logits.device)
+    dtype = torch.promote_types(cost.dtype, torch.float32)
+    dy, dx = disk_offsets(radius, h, w, dtype, cost.device)
     if dy.numel() == 0:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
-        return logits.new_zeros(peak.shape + (2,), dtype=dtype)
+        return cost.new_zeros(peak.shape + (2,), dtype=dtype)
     py, px = torch.div(peak, w, rounding_mode="floor"), peak % w
     ys, xs = py[..., None] + dy, px[..., None] + dx  # [..., K]
     valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
-    window = logits.gather(-1, index).to(dtype)
-    centre = logits.gather(-1, peak[..., None]).to(dtype)
+    window = (cost.gather(-1, index) * softmax_temperature).to(dtype)
+    centre = (cost.gather(-1, peak[..., None]) * softmax_temperature).to(dtype)
     weights = torch.exp(window - centre) * valid  # the peak's own weight is 1, so the sum is >= 1
     norm = weights.sum(-1)
     # Offsets relative to the peak keep the weighted sums small (less rounding than absolute coords).
@@ -176,8 +177,48 @@ def local_soft_argmax_window(
     return torch.stack((x, y), dim=-1)
 
 
-# Cost-volume elements (queries x frames x cells) handled at once by the fast head: a block this size
-# (4 MiB in float32) and its softmax stay in cache, and the matmul is still large enough to be efficient.
+def softmax_argmax(cost: torch.Tensor, softmax_temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(cost * temperature).argmax(-1)`` (the reference's peak, ties included) without the softmax.
+
+    The softmax is monotone, so its first maximum is the cost's first maximum unless another cell's
+    cost lies so close to the maximum that the rounding of the logits, of exp or of the normalisation
+    ties them. Rows where any other cell lies within ``delta`` (a bound on that rounding, with a wide
+    margin) of the maximum are recomputed with the reference's softmax; for the others the peak is found
+    with a max over each grid row (a vectorised reduction) and an argmax over h + w values, instead of
+    an argmax over all h * w cells.
+
+    Args:
+      cost: [R, h, w] cost volume rows.
+
+    Returns:
+      [R] int64 flat (raster) index of the peak cell, and [R] the maximum cost (a by-product, bitwise
+      equal to ``cost.amax((-1, -2))``).
+    """
+    R, h, w = cost.shape
+    row_max = cost.amax(-1)  # [R, h]
+    cost_max = row_max.amax(-1)
+    gy = row_max.argmax(-1)
+    row = cost.gather(1, gy[:, None, None].expand(R, 1, w))[:, 0]  # [R, w], the grid row holding the max
+    peak = gy * w + row.argmax(-1)
+    # Logits round by at most eps/2 relative and exp/normalisation add a few ulps of 1, so a cell c below
+    # the maximum M by more than (4 eps / t + |M| eps) (using |c| <= |M| + (M - c)) ends strictly below it
+    # after the softmax; delta is 8x that bound.
+    eps = torch.finfo(cost.dtype).eps
+    if softmax_temperature > 0 and math.isfinite(softmax_temperature):
+        delta = eps * (32.0 / softmax_temperature + 8.0 * cost_max.abs())
+        near = (cost_max - delta)[:, None]
+        ambiguous = ((row_max >= near).sum(-1) > 1) | ((row >= near).sum(-1) > 1) | ~torch.isfinite(delta)
+    else:
+        ambiguous = torch.ones(R, dtype=torch.bool, device=cost.device)
+    rows = ambiguous.nonzero()[:, 0]
+    if rows.numel():
+        logits = cost.reshape(R, h * w)[rows] * softmax_temperature
+        peak[rows] = F.softmax(logits, dim=-1).argmax(-1)
+    return peak, cost_max
+
+
+# Cost-volume elements (queries x frames x cells) handled at once by the fast head: 4 MiB in float32,
+# few enough to stay in cache, enough for an efficient matmul and few parallel regions per frame.
 FAST_BLOCK_ELEMENTS = 1 << 20
 
 
@@ -191,8 +232,8 @@ def fast_head(
     """Same contract and outputs as :func:`reference_head`, never holding more than a block of the cost volume.
 
     The cost volume is computed ``frames`` at a time (frames = block_elements / (B n h w), at least 1);
-    slicing the frames leaves every cost value bitwise equal to the full einsum's, and the argmax is taken
-    on the same softmax the reference takes it on, so the selected window is the reference's.
+    slicing the frames leaves every cost value bitwise equal to the full einsum's, the peak is the
+    reference's softmax argmax (:func:`softmax_argmax`), and the occlusion inputs are the same reductions.
     """
     B, T, h, w, _ = features.shape
     n = query_features.shape[1]
@@ -200,12 +241,13 @@ def fast_head(
     tracks, stats = [], []
     for t0 in range(0, T, frames):
         cost = cost_volume(query_features, features[:, t0 : t0 + frames])  # [B, n, f, h, w]
-        stats.append(occlusion_inputs(cost))
-        logits = cost.reshape(*cost.shape[:3], h * w) * softmax_temperature
         with torch.no_grad():
-            peak = F.softmax(logits, dim=-1).argmax(dim=-1)
-        cells = local_soft_argmax_window(logits, peak, (h, w), radius)
-        tracks.append(cells)
+            c = cost.detach()
+            peak, high = softmax_argmax(c.reshape(-1, h, w), softmax_temperature)
+            high = high.reshape(c.shape[:3])
+            stats.append(torch.stack((c.mean(dim=(-1, -2)), high, c.amin(dim=(-1, -2))), dim=-1))
+        rows = cost.reshape(*cost.shape[:3], h * w)
+        tracks.append(local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius))
     cells = torch.cat(tracks, dim=2)
     scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
     return cells * scale, torch.cat(stats, dim=2)

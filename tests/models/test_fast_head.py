@@ -20,8 +20,10 @@ def _reference_cells(logits: torch.Tensor, hw, radius):
 
 
 def _fast_cells(logits: torch.Tensor, hw, radius):
-    peak = F.softmax(logits, dim=-1).argmax(-1)
-    return head.local_soft_argmax_window(logits, peak, hw, radius)
+    rows = logits.reshape(-1, *hw)
+    peak = head.softmax_argmax(rows, 1.0)[0].reshape(logits.shape[:-1])
+    assert torch.equal(peak, F.softmax(logits, dim=-1).argmax(-1))
+    return head.local_soft_argmax_window(logits, 1.0, peak, hw, radius)
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (1, 7), (3, 2), (5, 5), (16, 16), (13, 29)])
@@ -62,6 +64,23 @@ def test_ties_take_the_first_cell_like_the_reference():
 def test_saturated_softmax_and_large_logits():
     logits = torch.randn(4, 64, generator=torch.Generator().manual_seed(2)) * 200  # heat is one-hot or underflows
     torch.testing.assert_close(_fast_cells(logits, (8, 8), 3.0), _reference_cells(logits, (8, 8), 3.0), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("temperature", [20.0, 1.0, 1e4, 0.0, -3.0, float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_softmax_argmax_is_the_reference_argmax(temperature, dtype):
+    g = torch.Generator().manual_seed(6)
+    cost = F.normalize(torch.randn(400, 32, generator=g), dim=-1) @ F.normalize(torch.randn(32, 9 * 11, generator=g), dim=0)
+    cost[:100] = torch.round(cost[:100] * 8) / 8  # exact ties between cells
+    top = cost[100:200].argmax(-1, keepdim=True)
+    cost[100:200].scatter_(1, (top + 7) % 99, cost[100:200].gather(1, top) - 1e-7)  # near-ties before the top
+    cost[200, 5] = float("nan")
+    cost[201, 9] = float("inf")
+    cost = cost.to(dtype)
+    expected = F.softmax(cost * temperature, dim=-1).argmax(-1)
+    peak, high = head.softmax_argmax(cost.reshape(-1, 9, 11), temperature)
+    assert torch.equal(peak, expected)
+    torch.testing.assert_close(high, cost.amax(-1), atol=0, rtol=0, equal_nan=True)
 
 
 def test_disk_offsets_match_the_reference_mask():
