@@ -73,6 +73,8 @@ class ChronoTracker(nn.Module):
         self.occ_linear = nn.Linear(3, 2)
         self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN), persistent=False)
         self.register_buffer("_std", torch.tensor(IMAGENET_STD), persistent=False)
+        # Mixed precision of the feature extractor (None = float32); chrono.models.accelerate sets it on CUDA.
+        self.autocast_dtype: torch.dtype | None = None
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Freeze (the reference's recipe) or unfreeze the ViT; its unused mask token always stays frozen."""
@@ -92,7 +94,14 @@ class ChronoTracker(nn.Module):
 
         Returns:
           [B, T, g, g, C] features of the last block + final norm, L2-normalised over C, g = input_size / 14.
+          Float32 also when ``autocast_dtype`` runs the ViT and adapters in lower precision.
         """
+        if self.autocast_dtype is None:
+            return self._features(video)
+        with torch.autocast(device_type=video.device.type, dtype=self.autocast_dtype):
+            return self._features(video).float()
+
+    def _features(self, video: torch.Tensor) -> torch.Tensor:
         B, T = video.shape[:2]
         x = ((video + 1) / 2 - self._mean) / self._std
         x = x.permute(0, 1, 4, 2, 3).reshape(B * T, 3, *video.shape[2:4])
