@@ -43,7 +43,7 @@ def plan(mode: str, device: str) -> list[dict]:
         cases.append({"kind": kind, "device": device, **fields})
 
     if mode == "ci":
-        add("yardstick", size=384, repeats=3)
+        add("yardstick", size=1024, repeats=3)
         for size in (112, 224):
             add("backbone", backbone="tiny", input_size=size, frames=2, repeats=2)
         add("tracker", backbone="tiny", input_size=112, frames=4, queries=16, repeats=1)
@@ -109,6 +109,8 @@ def derive(results: list[dict], mode: str) -> dict:
     for r in ok:
         if r["kind"] in ("backbone", "tracker"):
             r["yardstick_share"] = r["gflops"] / yard
+        if "cpu_s" in r:
+            r["cpu_per_wall"] = r["cpu_s"] / r["time_s"]  # ~ threads on an idle machine
     heads = {(r["head"], r["queries"]): r for r in ok if r["kind"] == "head"}
     comparisons = []
     for (name, count), fast in sorted(heads.items()):
@@ -177,17 +179,17 @@ def report(results: list[dict], derived: dict) -> str:
     parts.append(_table("\nbackbone (DINOv2 ViT alone, inference)", [
         ("backbone", "{backbone}"), ("input", "{input_size}"), ("frames", "{frames}"), ("bf16", "{bf16}"),
         ("time s", "{time_s:.3f}"), ("frames/s", "{frames_per_s:.2f}"), ("GFLOP/s", "{gflops:.1f}"),
-        ("share", "{yardstick_share:.0%}"), ("peak MB", "{peak_mb:.0f}"),
+        ("share", "{yardstick_share:.0%}"), ("peak MB", "{peak_mb:.0f}"), ("cpu/wall", "{cpu_per_wall:.2f}"),
     ], by("backbone")))
     parts.append(_table("\ntracker inference (features + fast head)", [
         ("backbone", "{backbone}"), ("input", "{input_size}"), ("T", "{frames}"), ("N", "{queries}"),
         ("time s", "{time_s:.2f}"), ("frames/s", "{frames_per_s:.2f}"), ("points/s", "{points_per_s:.1f}"),
-        ("share", "{yardstick_share:.0%}"), ("peak MB", "{peak_mb:.0f}"),
+        ("share", "{yardstick_share:.0%}"), ("peak MB", "{peak_mb:.0f}"), ("cpu/wall", "{cpu_per_wall:.2f}"),
     ], by("tracker")))
     parts.append(_table("\ntracking head on precomputed features (same query chunk)", [
         ("head", "{head}"), ("T", "{frames}"), ("grid", "{grid}"), ("C", "{channels}"), ("N", "{queries}"),
         ("chunk", "{query_chunk}"), ("time s", "{time_s:.3f}"), ("point-frames/s", "{point_frames_per_s:.0f}"),
-        ("cost GFLOP/s", "{cost_volume_gflops:.1f}"), ("peak MB", "{peak_mb:.1f}"),
+        ("cost GFLOP/s", "{cost_volume_gflops:.1f}"), ("peak MB", "{peak_mb:.1f}"), ("cpu/wall", "{cpu_per_wall:.2f}"),
     ], by("head")))
     parts.append(_table("\nfast / reference head", [
         ("N", "{queries}"), ("speed-up", "{speedup:.1f}x"), ("memory", "{memory_ratio:.3f}"),
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     derived = derive(results, args.mode)
     load = {"before": load_before, "after": os.getloadavg()}
     print(report(results, derived))
-    print(f"\nload average (1, 5, 15 min) before: {load['before']}, after: {load['after']} on {os.cpu_count()} cores")
+    print(f"\nload average (1, 5, 15 min) before: {load['before']}, after: {load['after']} on {os.cpu_count()} cores"
+          f" (cpu/wall well below the thread count ({torch.get_num_threads()}) means other work shared the cores)")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("outputs") / "bench" / f"{args.mode}-{device}-{stamp}.json"
     data = {

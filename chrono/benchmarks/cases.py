@@ -14,6 +14,8 @@ resident set on Linux CPUs).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -169,5 +171,6 @@ def run_case(case: dict) -> dict:
     if case["kind"] not in RUNNERS:
         raise ValueError(f"unknown benchmark case kind {case['kind']!r}; known: {sorted(RUNNERS)}")
     torch.manual_seed(0)
+    load = os.getloadavg()[0]
     result = RUNNERS[case["kind"]](case, device)
-    return {**case, **result, "threads": torch.get_num_threads()}
+    return {**case, **result, "threads": torch.get_num_threads(), "load_average_1min": load}

@@ -25,17 +25,23 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_runs(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0) -> dict:
-    """Wall time of ``fn`` over ``repeats`` runs after ``warmup`` runs: best (the figure used), median, all."""
+    """Wall time of ``fn`` over ``repeats`` runs after ``warmup`` runs: best (the figure used), median, all.
+
+    ``cpu_s`` is the process CPU time (all threads) of the fastest run: when it is well below
+    wall time x threads, other processes were competing for the cores.
+    """
     for _ in range(warmup):
         fn()
     synchronize(device)
-    times = []
+    times, cpu = [], []
     for _ in range(max(1, repeats)):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return {"time_s": min(times), "median_s": statistics.median(times), "times_s": times}
+        cpu.append(time.process_time() - start_cpu)
+    best = min(range(len(times)), key=times.__getitem__)
+    return {"time_s": times[best], "cpu_s": cpu[best], "median_s": statistics.median(times), "times_s": times}
 
 
 def _rss_bytes() -> int:
