@@ -6,7 +6,8 @@ A case is a plain dict (JSON-able) with a ``kind``:
 - ``tracker``: the whole tracker forward (features + head) on one clip, inference;
 - ``head``: one head formulation on precomputed features ([1, T, grid, grid, channels]), with the
   tracker's query chunking;
-- ``train``: one optimisation step (forward, loss, backward, clip, AdamW) with DINOv2 frozen.
+- ``train``: one optimisation step of the reference recipe (forward, loss, backward, grad-norm clip 1.0,
+  AdamW + OneCycleLR; bf16 autocast on CUDA) with DINOv2 frozen, on random clips.
 Every case reports ``time_s`` (best of ``repeats`` after a warm-up) and ``peak_mb`` (the peak tensor
 memory of its first run above what was held before it; ``rss_peak_mb`` the same for the process's
 resident set on Linux CPUs).
@@ -26,6 +27,7 @@ from chrono.models import head as heads
 from chrono.models.accelerate import accelerate
 from chrono.models.tracker import ChronoTracker
 from chrono.models.vit import DinoVisionTransformer, backbone_config
+from chrono.optim import build_optimizer
 
 VIDEO_SIZE = 256  # clips are 256 x 256 like the benchmarks and the training data (the tracker resizes them)
 
@@ -132,7 +134,8 @@ def run_train(case: dict, device: torch.device) -> dict:
     tracker = _tracker(case, device).train()
     tracker.dino.requires_grad_(False)  # DINOv2 is frozen in the reference recipe
     params = [p for p in tracker.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
+    # The reference optimisation (conf/optim/reference.yaml): AdamW 1e-4 / wd 1e-4 under OneCycleLR.
+    optimizer, scheduler = build_optimizer(params, {"lr": 1e-4, "weight_decay": 1e-4, "pct_start": 0.003}, 100_000)
     g = torch.Generator().manual_seed(0)
     frames, count = case["frames"], case["queries"]
     batch = {
@@ -146,10 +149,12 @@ def run_train(case: dict, device: torch.device) -> dict:
     def step():
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            loss, _ = tracking_loss(tracker(batch["video"], queries), batch)
+            output = tracker(batch["video"], queries)
+        loss, _ = tracking_loss({k: v.float() for k, v in output.items()}, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
+        scheduler.step()
 
     out = _measure(step, device, case["repeats"])
     out.update(frames_per_s=frames / out["time_s"], trainable_params=sum(p.numel() for p in params))
