@@ -250,7 +250,10 @@ def fast_head(
         tracks.append(local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius))
     cells = torch.cat(tracks, dim=2)
     scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
-    return cells * scale, torch.cat(stats, dim=2)
+    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
+    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
+    out_dtype = F.softmax(cost.new_zeros(1), dim=0).dtype
+    return (cells * scale).to(out_dtype), torch.cat(stats, dim=2)
 
 
 HeadFn = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]

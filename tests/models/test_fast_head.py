@@ -107,6 +107,19 @@ def test_fast_head_equals_reference_head(block_elements):
     assert torch.equal(stats, ref_stats)  # the occlusion inputs (hence logits) are bitwise equal
 
 
+def test_fast_head_under_autocast_keeps_the_reference_dtypes():
+    feats, queries = _features(1, 5, 12, 10, 16, seed=7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref_tracks, ref_stats = head.reference_head(queries, feats, 20.0, 5.0)
+        tracks, stats = head.fast_head(queries, feats, 20.0, 5.0)
+        exact = head.tracks_from_cost(head.cost_volume(queries, feats).double(), 20.0, 5.0)
+    assert tracks.dtype == ref_tracks.dtype and torch.equal(stats, ref_stats)
+    # CPU autocast runs the reference soft-argmax in bf16 (an ulp of 128..256 is 1 px); ours in float32
+    # rounded once at the end, so it is never further from the exact answer.
+    assert (tracks.double() - exact).abs().max() <= (ref_tracks.double() - exact).abs().max()
+    torch.testing.assert_close(tracks.float(), ref_tracks.float(), atol=2.0, rtol=0)
+
+
 def test_fast_head_gradients_match_reference():
     """Outside the window the reference's gradient is zero in exact arithmetic: float64 shows it."""
     feats, queries = _features(1, 4, 8, 8, 8, seed=4)
