@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                         help="one process per case (default: on in full mode, off in ci mode)")
     parser.add_argument("--only", default=None, help="comma-separated case kinds to run (e.g. head,backbone)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads in every case (default: torch's)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     isolate = args.isolate if args.isolate is not None else args.mode == "full"
     cases = plan(args.mode, device)
+    if args.threads:
+        cases = [{**c, "threads": args.threads} for c in cases]
     if args.only:
         kinds = set(args.only.split(","))
         cases = [c for c in cases if c["kind"] in kinds or c["kind"] == "yardstick"]

@@ -175,6 +175,8 @@ def run_case(case: dict) -> dict:
     device = torch.device(case.get("device", "cpu"))
     if case["kind"] not in RUNNERS:
         raise ValueError(f"unknown benchmark case kind {case['kind']!r}; known: {sorted(RUNNERS)}")
+    if case.get("threads"):
+        torch.set_num_threads(int(case["threads"]))
     torch.manual_seed(0)
     load = os.getloadavg()[0]
     result = RUNNERS[case["kind"]](case, device)

@@ -17,7 +17,9 @@ to the video.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -138,6 +140,41 @@ def disk_offsets(radius: float, h: int, w: int, dtype: torch.dtype, device=None)
     return dy[inside], dx[inside]
 
 
+@dataclass(frozen=True)
+class WindowTables:
+    """Per-peak lookup tables of the soft-argmax window on an h x w grid (K = cells in the disk).
+
+    index: [h * w, K] int64 flat cell of each window position (clamped into the grid);
+    valid: [h * w, K] 1.0 where that position lies inside the grid, else 0.0;
+    centre: [h * w, 2] (x, y) centre of each peak cell (i + 0.5);
+    basis: [K, 3] columns (1, dx, dy) that turn window weights into (norm, sum w dx, sum w dy);
+    peak_column: the position of offset (0, 0) in the window.
+    """
+
+    index: torch.Tensor
+    valid: torch.Tensor
+    centre: torch.Tensor
+    basis: torch.Tensor
+    peak_column: int
+
+
+@functools.lru_cache(maxsize=32)
+def window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device: torch.device) -> WindowTables | None:
+    """The :class:`WindowTables` of a grid and radius (None when the window is empty, radius 0); cached."""
+    dy, dx = disk_offsets(radius, h, w, dtype, device)
+    if dy.numel() == 0:
+        return None
+    cells = torch.arange(h * w, device=device)
+    py, px = torch.div(cells, w, rounding_mode="floor"), cells % w
+    ys, xs = py[:, None] + dy, px[:, None] + dx
+    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
+    centre = torch.stack((px, py), dim=-1).to(dtype) + 0.5
+    basis = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(dtype)
+    peak_column = int(((dy == 0) & (dx == 0)).nonzero()[0, 0])
+    return WindowTables(index, valid.to(dtype), centre, basis, peak_column)
+
+
 def local_soft_argmax_window(
     cost: torch.Tensor, softmax_temperature: float, peak: torch.Tensor, grid_hw: tuple[int, int], radius: float
 ) -> torch.Tensor:
@@ -160,21 +197,15 @@ def local_soft_argmax_window(
     """
     h, w = grid_hw
     dtype = torch.promote_types(cost.dtype, torch.float32)
-    dy, dx = disk_offsets(radius, h, w, dtype, cost.device)
-    if dy.numel() == 0:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
+    tables = window_tables(h, w, float(radius), dtype, cost.device)
+    if tables is None:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
         return cost.new_zeros(peak.shape + (2,), dtype=dtype)
-    py, px = torch.div(peak, w, rounding_mode="floor"), peak % w
-    ys, xs = py[..., None] + dy, px[..., None] + dx  # [..., K]
-    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
-    window = (cost.gather(-1, index) * softmax_temperature).to(dtype)
-    centre = (cost.gather(-1, peak[..., None]) * softmax_temperature).to(dtype)
-    weights = torch.exp(window - centre) * valid  # the peak's own weight is 1, so the sum is >= 1
-    norm = weights.sum(-1)
+    window = (cost.gather(-1, tables.index[peak]) * softmax_temperature).to(dtype)  # [..., K] logits
+    centre = window[..., tables.peak_column : tables.peak_column + 1]
+    weights = torch.exp(window - centre) * tables.valid[peak]  # the peak's own weight is 1: the norm is >= 1
+    sums = weights @ tables.basis  # [..., 3]: norm and the weighted offsets from the peak
     # Offsets relative to the peak keep the weighted sums small (less rounding than absolute coords).
-    x = px.to(dtype) + 0.5 + (weights * dx.to(dtype)).sum(-1) / norm
-    y = py.to(dtype) + 0.5 + (weights * dy.to(dtype)).sum(-1) / norm
-    return torch.stack((x, y), dim=-1)
+    return tables.centre[peak] + sums[..., 1:] / sums[..., :1]
 
 
 def softmax_argmax(cost: torch.Tensor, softmax_temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,8 +249,43 @@ def softmax_argmax(cost: torch.Tensor, softmax_temperature: float) -> tuple[torc
 
 
 # Cost-volume elements (queries x frames x cells) handled at once by the fast head: 4 MiB in float32,
-# few enough to stay in cache, enough for an efficient matmul and few parallel regions per frame.
+# e.g. 256 queries x 1 frame of a 64 x 64 grid: a matmul with enough rows to run near the machine's
+# matmul speed (64 rows reach ~2/3 of it), small enough for the reductions that follow to stay in cache.
 FAST_BLOCK_ELEMENTS = 1 << 20
+
+# Queries per head call when TrackerConfig.query_chunk_size is None. The reference head's memory grows
+# with the chunk (~140 MB at 64 queries, 24 frames, 64 x 64 cells); the fast head bounds its memory
+# by its blocks, so it takes many queries per call and forms its matmul blocks from them.
+DEFAULT_QUERY_CHUNK = {"reference": 64, "fast": 1024}
+
+
+def _fast_head_block(
+    query_features: torch.Tensor, features: torch.Tensor, softmax_temperature: float, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tracks [B, n, f, 2] in HEAD_RESOLUTION pixels and occlusion inputs [B, n, f, 3] of one block."""
+    h, w = features.shape[2:4]
+    cost = cost_volume(query_features, features)  # [B, n, f, h, w]
+    with torch.no_grad():
+        c = cost.detach()
+        peak, high = softmax_argmax(c.reshape(-1, h, w), softmax_temperature)
+        stats = torch.stack((c.mean(dim=(-1, -2)), high.reshape(c.shape[:3]), c.amin(dim=(-1, -2))), dim=-1)
+    rows = cost.reshape(*cost.shape[:3], h * w)
+    cells = local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius)
+    scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
+    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
+    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
+    return (cells * scale).to(F.softmax(c[..., :1, 0, 0], dim=-1).dtype), stats
+
+
+def _query_blocks(n: int, size: int, align: int) -> list[tuple[int, int]]:
+    """(start, stop) of query blocks of ``size`` (a multiple of ``align``), the ragged end cut like
+    the reference's chunks of ``align`` (so it is multiplied with the same number of rows)."""
+    blocks, start = [], 0
+    while start < n:
+        step = size if n - start >= size else min(n - start, align)
+        blocks.append((start, start + step))
+        start += step
+    return blocks
 
 
 def fast_head(
@@ -231,29 +297,27 @@ def fast_head(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract and outputs as :func:`reference_head`, never holding more than a block of the cost volume.
 
-    The cost volume is computed ``frames`` at a time (frames = block_elements / (B n h w), at least 1);
-    slicing the frames leaves every cost value bitwise equal to the full einsum's, the peak is the
-    reference's softmax argmax (:func:`softmax_argmax`), and the occlusion inputs are the same reductions.
+    The cost volume is computed in blocks of q queries x f frames, q * f * B * h * w <= block_elements
+    with q as large as possible (a multiple of the reference's chunk of 64, unless the call has fewer
+    queries), then f (at least 1). Splitting the frames leaves every cost value bitwise equal to the
+    reference's einsum; so does splitting the queries into blocks of 64 or more rows on the machines we
+    know (BLAS kernels may round differently for very few rows, hence the ragged end is cut like the
+    reference's chunks). The peak is the reference's softmax argmax (:func:`softmax_argmax`), and the
+    occlusion inputs are the same reductions.
     """
     B, T, h, w, _ = features.shape
     n = query_features.shape[1]
-    frames = max(1, block_elements // max(1, B * n * h * w))
+    per_query_frame = max(1, B * h * w)
+    align = min(n, DEFAULT_QUERY_CHUNK["reference"])
+    queries = max(align, min(n, block_elements // per_query_frame) // align * align)
+    frames = max(1, min(T, block_elements // (per_query_frame * queries)))
     tracks, stats = [], []
-    for t0 in range(0, T, frames):
-        cost = cost_volume(query_features, features[:, t0 : t0 + frames])  # [B, n, f, h, w]
-        with torch.no_grad():
-            c = cost.detach()
-            peak, high = softmax_argmax(c.reshape(-1, h, w), softmax_temperature)
-            high = high.reshape(c.shape[:3])
-            stats.append(torch.stack((c.mean(dim=(-1, -2)), high, c.amin(dim=(-1, -2))), dim=-1))
-        rows = cost.reshape(*cost.shape[:3], h * w)
-        tracks.append(local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius))
-    cells = torch.cat(tracks, dim=2)
-    scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
-    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
-    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
-    out_dtype = F.softmax(cost.new_zeros(1), dim=0).dtype
-    return (cells * scale).to(out_dtype), torch.cat(stats, dim=2)
+    for start, stop in _query_blocks(n, queries, align):
+        parts = [_fast_head_block(query_features[:, start:stop], features[:, t : t + frames], softmax_temperature, radius)
+                 for t in range(0, T, frames)]
+        tracks.append(torch.cat([p[0] for p in parts], dim=2))
+        stats.append(torch.cat([p[1] for p in parts], dim=2))
+    return torch.cat(tracks, dim=1), torch.cat(stats, dim=1)
 
 
 HeadFn = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]

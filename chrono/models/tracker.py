@@ -42,7 +42,9 @@ class TrackerConfig:
     input_size: int = 896  # frames are resized to input_size x input_size (64 x 64 tokens at patch 14)
     softmax_temperature: float = 20.0
     argmax_radius: float = 5.0  # cells
-    query_chunk_size: int = 64  # queries per cost-volume chunk (memory only; results do not depend on it)
+    # Queries per head call (memory and speed only; results do not depend on it). None: the head's own
+    # default (head.DEFAULT_QUERY_CHUNK: 64 for the reference, whose memory grows with it; 1024 for the fast head).
+    query_chunk_size: int | None = None
     head: str = "fast"  # "fast" or "reference" (the readable oracle; same outputs), see chrono/models/head.py
 
     def to_dict(self) -> dict:
@@ -139,7 +141,7 @@ class ChronoTracker(nn.Module):
         queries_head = rescale_tyx(query_points, video_hw, head.HEAD_RESOLUTION)
         query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
         tracks, occ, expd = [], [], []
-        chunk = self.cfg.query_chunk_size
+        chunk = self.cfg.query_chunk_size or head.DEFAULT_QUERY_CHUNK[self.cfg.head]
         head_fn = head.get_head(self.cfg.head)
         for s in range(0, query_feats.shape[1], chunk):
             points, occ_inputs = head_fn(
