@@ -4,8 +4,8 @@ A case is a plain dict (JSON-able) with a ``kind``:
 - ``yardstick``: square matmul GFLOP/s (fp32 on CPU, bf16 on CUDA);
 - ``backbone``: the DINOv2 ViT alone on ``frames`` images of ``input_size``^2;
 - ``tracker``: the whole tracker forward (features + head) on one clip, inference;
-- ``head``: one head formulation on precomputed features ([1, T, grid, grid, channels]), with the
-  tracker's query chunking;
+- ``head``: one head formulation on precomputed features ([1, T, grid, grid, channels]), called per
+  ``query_chunk`` queries like the tracker does (None: the head's default chunk);
 - ``train``: one optimisation step of the reference recipe (forward, loss, backward, grad-norm clip 1.0,
   AdamW + OneCycleLR; bf16 autocast on CUDA) with DINOv2 frozen, on random clips.
 Every case reports ``time_s`` (best of ``repeats`` after a warm-up) and ``peak_mb`` (the peak tensor
@@ -58,7 +58,7 @@ def _tracker(case: dict, device: torch.device) -> ChronoTracker:
         backbone=case["backbone"],
         input_size=case["input_size"],
         head=case.get("head", "fast"),
-        query_chunk_size=case.get("query_chunk", 64),
+        query_chunk_size=case.get("query_chunk"),
     )
     for adapter in tracker.adapter:  # fresh adapters are the identity; give them real work to do
         torch.nn.init.normal_(adapter.conv2.weight, std=1e-3)
@@ -116,7 +116,7 @@ def run_head(case: dict, device: torch.device) -> dict:
     noise = 0.05 * torch.randn(count, channels, generator=g).to(device)
     query_features = F.normalize(features[0, t.to(device), y.to(device), x.to(device)] + noise, dim=-1)[None]
     head_fn = heads.get_head(case["head"])
-    chunk = case["query_chunk"]
+    chunk = case.get("query_chunk") or heads.DEFAULT_QUERY_CHUNK[case["head"]]
 
     def run():
         for s in range(0, count, chunk):
@@ -124,6 +124,8 @@ def run_head(case: dict, device: torch.device) -> dict:
 
     out = _measure(run, device, case["repeats"])
     out.update(
+        query_chunk=case.get("query_chunk") or "default",
+        resolved_chunk=chunk,
         point_frames_per_s=count * frames / out["time_s"],
         cost_volume_gflops=2.0 * count * frames * grid * grid * channels / out["time_s"] / 1e9,
     )

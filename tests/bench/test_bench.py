@@ -33,9 +33,11 @@ def test_ci_bench_writes_tables_and_json(tmp_path, capsys):
         if case["kind"] == "backbone":
             assert 0 < case["yardstick_share"] and case["gflops"] > 0
     (comparison,) = saved["head_comparisons"]
-    assert comparison["queries"] == 64 and comparison["speedup"] > 0 and comparison["memory_ratio"] > 0
+    assert comparison["queries"] == 64 and comparison["chunk"] == 16
+    assert all(comparison[k] > 0 for k in ("speedup", "speedup_same_chunk", "memory_ratio", "memory_ratio_same_chunk"))
     assert {t["target"].split(",")[0] for t in saved["targets"]} == {
-        "head point-frames/s ratio fast/reference", "head peak-memory ratio fast/reference", "fast head time / backbone time"}
+        "head point-frames/s ratio fast/reference", "head peak-memory ratio fast/reference at the same chunk",
+        "fast head time / backbone time"}
 
 
 def test_worker_process_reports_one_case():
@@ -52,8 +54,8 @@ def test_full_plan_covers_the_issue_grid():
     cases = bench.plan("full", "cpu")
     tracker = {(c["backbone"], c["frames"], c["queries"]) for c in cases if c["kind"] == "tracker"}
     assert {("vits", 24, 256), ("vits", 24, 1024), ("vits", 24, 4096), ("vits", 250, 1024), ("vitb", 24, 1024)} <= tracker
-    heads = {(c["head"], c["queries"]) for c in cases if c["kind"] == "head"}
-    assert heads == {(h, n) for h in ("reference", "fast") for n in (256, 1024, 4096)}
+    heads = {(c["head"], c["queries"], c["query_chunk"]) for c in cases if c["kind"] == "head"}
+    assert heads == {(h, n, chunk) for h, chunk in bench.HEAD_VARIANTS for n in (256, 1024, 4096)}
     assert {c["input_size"] for c in cases if c["kind"] == "backbone"} == {224, 896}
     assert json.loads(json.dumps(cases)) == cases  # cases travel to worker processes as JSON
 
