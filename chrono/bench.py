@@ -66,7 +66,7 @@ def plan(mode: str, device: str) -> list[dict]:
     for name, chunk in HEAD_VARIANTS:
         for count in (256, 1024, 4096):
             add("head", head=name, frames=24, grid=64, channels=384, queries=count, query_chunk=chunk,
-                repeats=3 if name == "fast" else 2)
+                repeats=5 if name == "fast" else 3)
     fast = {"accelerate": True} if cuda else {}
     for count in (256, 1024, 4096):
         add("tracker", backbone="vits", input_size=224, frames=24, queries=count, repeats=2, **fast)

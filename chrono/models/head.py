@@ -159,6 +159,7 @@ class WindowTables:
 
 
 @functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # cached tables made under inference mode could not serve a later training step
 def window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device: torch.device) -> WindowTables | None:
     """The :class:`WindowTables` of a grid and radius (None when the window is empty, radius 0); cached."""
     dy, dx = disk_offsets(radius, h, w, dtype, device)

@@ -147,6 +147,16 @@ def test_fast_head_gradients_match_reference():
             assert (fast - ref).abs().max() <= tol * ref.abs().max(), dtype
 
 
+def test_fast_head_trains_after_running_under_inference_mode():
+    feats, queries = _features(1, 3, 8, 6, 16, seed=9)  # a grid no other test uses: fresh cached tables
+    with torch.inference_mode():
+        head.fast_head(queries, feats, 20.0, 5.0)
+    feats.requires_grad_()
+    tracks, _ = head.fast_head(queries, feats, 20.0, 5.0)
+    tracks.sum().backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
+
+
 def test_tracker_heads_agree_end_to_end():
     torch.manual_seed(5)
     ref = chrono.load_tracker(None, backbone="tiny", input_size=112, head="reference", query_chunk_size=3)
