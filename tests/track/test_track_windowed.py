@@ -127,7 +127,7 @@ def test_query_errors_name_the_query():
 
 MEMORY_PROBE = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import numpy as np, torch
     from chrono.checkpoint import build_tracker
     from chrono.video_io import FrameSource
@@ -146,9 +146,15 @@ MEMORY_PROBE = textwrap.dedent(
     tracker = build_tracker("tiny", input_size=112, head="reference").eval()  # its memory grows with T
     queries = np.array([[0, 10.0, 10.0], [T - 1, 30.0, 30.0]], np.float32)
     track_video(tracker, Synthetic(8), queries[:1], window=None)  # warm up allocator and kernels
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Peak RSS of this process image only: VmHWM (ru_maxrss would carry over the peak of the forking
+    # pytest process across exec, hiding the growth when the suite runs as a whole).
+    def status_kb(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    before = status_kb("VmHWM")
     out = track_video(tracker, Synthetic(T), queries, window=window, overlap=8)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = status_kb("VmHWM")
     print(json.dumps({"growth_mb": (after - before) / 1024, "shape": list(out["tracks"].shape)}))
     """
 )
@@ -166,6 +172,7 @@ def _peak_growth_mb(T: int, window: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak RSS from /proc (Linux)")
 def test_peak_memory_is_bounded_as_the_video_grows():
     """Peak RSS growth (over a warmed-up process) for 32 and 256 frames at a tiny backbone, 8 x 8 grid.
 
