@@ -93,3 +93,10 @@ def test_run_case_checks_its_kind():
 def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "chrono.bench", "--help"], capture_output=True, text=True, check=True)
     assert "--mode" in proc.stdout
+
+
+def test_quiet_wait_measures_the_cores_and_gives_up_in_time():
+    busy = bench.busy_fraction(0.2)
+    assert busy is None or 0.0 <= busy <= 1.0
+    waited, _ = bench.wait_for_quiet(0.0, threshold=-1.0)  # never quiet enough: returns at once
+    assert waited < 2.0
