@@ -25,7 +25,7 @@ from chrono.models.vit import ViTConfig, backbone_config, dinov2_state_dict_conf
 SUITE_FORMAT = "chrono-suite/1"
 
 # Tracker settings a caller may override at load time (they do not change parameter shapes).
-HEAD_OVERRIDES = ("input_size", "softmax_temperature", "argmax_radius", "query_chunk_size")
+HEAD_OVERRIDES = ("input_size", "softmax_temperature", "argmax_radius", "query_chunk_size", "head")
 ADAPTER_OVERRIDES = ("num_heads", "window")
 
 
@@ -140,6 +140,7 @@ def load_tracker(path: str | os.PathLike | None = None, device: str | torch.devi
         ``query_chunk_size``) and adapter ``num_heads`` / ``window``; with ``path=None`` also
         ``backbone`` (preset name or ViTConfig) and ``adapter`` (mapping or AdapterConfig), the latter
         also for a DINOv2 file (``adapter={"enabled": False}`` gives the plain DINOv2 tracker).
+        ``head="reference"`` selects the reference head formulation (default "fast"; same outputs).
     """
     if path is None:
         return build_tracker(**overrides).to(device).eval()

@@ -1,7 +1,15 @@
 """Chrono's tracking head: cosine cost volume -> local soft-argmax -> tracks, plus occlusion logits.
 
-This module holds the reference formulation (it materialises the [B, N, T, h, w, 2] soft-argmax tensor
-exactly as the reference code does, and is the readable oracle for faster heads).
+Two formulations with the same outputs, selected by name through :data:`HEADS` (``TrackerConfig.head``):
+
+- ``reference``: materialises the [B, N, T, h, w, 2] soft-argmax tensor exactly as the reference code
+  does; slow and memory-hungry, kept as the readable oracle.
+- ``fast``: the cost volume is built in small blocks of queries x frames, the argmax is provably the
+  reference's softmax argmax (ties included; rows where rounding could tie cells go through the softmax
+  itself), and the soft-argmax reads only the cells within the radius of it. Tracks agree with the
+  reference to float32 rounding (~1e-5 px at 256 x 256), occlusion inputs are bitwise equal, and
+  gradients flow only through the window (outside it the reference's gradient is zero in exact
+  arithmetic too, because the softmax normaliser cancels).
 
 Coordinates: feature-grid cells are unit squares with centres at i + 0.5 (raster convention); the head
 answers in a fixed 256 x 256 frame (the reference's ``initial_resolution``) before the caller rescales
@@ -9,6 +17,11 @@ to the video.
 """
 
 from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -94,3 +107,230 @@ def pin_query_frames(tracks: torch.Tensor, query_points: torch.Tensor) -> torch.
     on_query = (torch.round(query_points[..., 0:1].detach()) == frames)[..., None]  # [B, N, T, 1]
     query_xy = query_points[:, :, None, 1:].flip(-1)  # [B, N, 1, 2]
     return tracks * ~on_query + query_xy * on_query
+
+
+def reference_head(
+    query_features: torch.Tensor, features: torch.Tensor, softmax_temperature: float, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference head on one chunk of queries.
+
+    Args:
+      query_features: [B, n, C] (from :func:`sample_query_features`).
+      features: [B, T, h, w, C] L2-normalised feature grid.
+
+    Returns:
+      tracks [B, n, T, 2] (x, y) in HEAD_RESOLUTION pixels (query frames not yet pinned) and the
+      occlusion inputs [B, n, T, 3] (detached [mean, max, min] of the cost volume).
+    """
+    cost = cost_volume(query_features, features)
+    return tracks_from_cost(cost, softmax_temperature, radius), occlusion_inputs(cost)
+
+
+def disk_offsets(radius: float, h: int, w: int, dtype: torch.dtype, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer cell offsets (dy, dx), each [K], with dy^2 + dx^2 < radius^2 (compared in ``dtype``).
+
+    The comparison is made exactly like :func:`local_soft_argmax_reference` makes it (squared distance
+    of cell centres in ``dtype`` against the Python float ``radius**2``), so the two select the same
+    cells. Offsets that can never land inside an h x w grid are left out.
+    """
+    reach = min(math.ceil(abs(radius)), max(h, w) - 1)  # the reference squares radius: its sign is moot
+    steps = torch.arange(-reach, reach + 1, device=device)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    dy, dx = dy.reshape(-1), dx.reshape(-1)
+    inside = (dy.to(dtype) ** 2 + dx.to(dtype) ** 2) < radius**2
+    return dy[inside], dx[inside]
+
+
+@dataclass(frozen=True)
+class WindowTables:
+    """Per-peak lookup tables of the soft-argmax window on an h x w grid (K = cells in the disk).
+
+    index: [h * w, K] int64 flat cell of each window position (clamped into the grid);
+    valid: [h * w, K] 1.0 where that position lies inside the grid, else 0.0;
+    centre: [h * w, 2] (x, y) centre of each peak cell (i + 0.5);
+    basis: [K, 3] columns (1, dx, dy) that turn window weights into (norm, sum w dx, sum w dy);
+    peak_column: the position of offset (0, 0) in the window.
+    """
+
+    index: torch.Tensor
+    valid: torch.Tensor
+    centre: torch.Tensor
+    basis: torch.Tensor
+    peak_column: int
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # cached tables made under inference mode could not serve a later training step
+def window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device: torch.device) -> WindowTables | None:
+    """The :class:`WindowTables` of a grid and radius (None when the window is empty, radius 0); cached."""
+    dy, dx = disk_offsets(radius, h, w, dtype, device)
+    if dy.numel() == 0:
+        return None
+    cells = torch.arange(h * w, device=device)
+    py, px = torch.div(cells, w, rounding_mode="floor"), cells % w
+    ys, xs = py[:, None] + dy, px[:, None] + dx
+    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
+    centre = torch.stack((px, py), dim=-1).to(dtype) + 0.5
+    basis = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(dtype)
+    peak_column = int(((dy == 0) & (dx == 0)).nonzero()[0, 0])
+    return WindowTables(index, valid.to(dtype), centre, basis, peak_column)
+
+
+def local_soft_argmax_window(
+    cost: torch.Tensor, softmax_temperature: float, peak: torch.Tensor, grid_hw: tuple[int, int], radius: float
+) -> torch.Tensor:
+    """Soft-argmax of softmax(cost * temperature) over the cells within ``radius`` of ``peak``, reading only those.
+
+    Equals ``local_soft_argmax_reference(softmax(cost * temperature))`` when ``peak`` is the argmax of that
+    softmax: its normaliser is common to numerator and denominator, so the weights are computed as
+    exp(logit - logit[peak]) (<= 1 near the peak: stable) over the window only.
+
+    Args:
+      cost: [..., h * w] cost volume rows, raster order.
+      softmax_temperature: the logits are ``cost * softmax_temperature`` (computed like the reference).
+      peak: [...] int64 flat index of the argmax cell.
+      grid_hw: (h, w).
+      radius: in cells, strict (squared centre distance < radius^2).
+
+    Returns:
+      [..., 2] (x, y) in grid cells, centres at i + 0.5, dtype at least float32 (the reference's
+      softmax is float32 under autocast).
+    """
+    h, w = grid_hw
+    dtype = torch.promote_types(cost.dtype, torch.float32)
+    tables = window_tables(h, w, float(radius), dtype, cost.device)
+    if tables is None:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
+        return cost.new_zeros(peak.shape + (2,), dtype=dtype)
+    window = (cost.gather(-1, tables.index[peak]) * softmax_temperature).to(dtype)  # [..., K] logits
+    centre = window[..., tables.peak_column : tables.peak_column + 1]
+    weights = torch.exp(window - centre) * tables.valid[peak]  # the peak's own weight is 1: the norm is >= 1
+    sums = weights @ tables.basis  # [..., 3]: norm and the weighted offsets from the peak
+    # Offsets relative to the peak keep the weighted sums small (less rounding than absolute coords).
+    return tables.centre[peak] + sums[..., 1:] / sums[..., :1]
+
+
+def softmax_argmax(cost: torch.Tensor, softmax_temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(cost * temperature).argmax(-1)`` (the reference's peak, ties included) without the softmax.
+
+    The softmax is monotone, so its first maximum is the cost's first maximum unless another cell's
+    cost lies so close to the maximum that the rounding of the logits, of exp or of the normalisation
+    ties them. Rows where any other cell lies within ``delta`` (a bound on that rounding, with a wide
+    margin) of the maximum are recomputed with the reference's softmax; for the others the peak is found
+    with a max over each grid row (a vectorised reduction) and an argmax over h + w values, instead of
+    an argmax over all h * w cells.
+
+    Args:
+      cost: [R, h, w] cost volume rows.
+
+    Returns:
+      [R] int64 flat (raster) index of the peak cell, and [R] the maximum cost (a by-product, bitwise
+      equal to ``cost.amax((-1, -2))``).
+    """
+    R, h, w = cost.shape
+    row_max = cost.amax(-1)  # [R, h]
+    cost_max = row_max.amax(-1)
+    gy = row_max.argmax(-1)
+    row = cost.gather(1, gy[:, None, None].expand(R, 1, w))[:, 0]  # [R, w], the grid row holding the max
+    peak = gy * w + row.argmax(-1)
+    # Logits round by at most eps/2 relative and exp/normalisation add a few ulps of 1, so a cell c below
+    # the maximum M by more than (4 eps / t + |M| eps) (using |c| <= |M| + (M - c)) ends strictly below it
+    # after the softmax; delta is 8x that bound.
+    eps = torch.finfo(cost.dtype).eps
+    if softmax_temperature > 0 and math.isfinite(softmax_temperature):
+        delta = eps * (32.0 / softmax_temperature + 8.0 * cost_max.abs())
+        near = (cost_max - delta)[:, None]
+        ambiguous = ((row_max >= near).sum(-1) > 1) | ((row >= near).sum(-1) > 1) | ~torch.isfinite(delta)
+    else:
+        ambiguous = torch.ones(R, dtype=torch.bool, device=cost.device)
+    rows = ambiguous.nonzero()[:, 0]
+    if rows.numel():
+        logits = cost.reshape(R, h * w)[rows] * softmax_temperature
+        peak[rows] = F.softmax(logits, dim=-1).argmax(-1)
+    return peak, cost_max
+
+
+# Cost-volume elements (queries x frames x cells) handled at once by the fast head: 16 MiB in float32,
+# e.g. 1024 queries x 1 frame of a 64 x 64 grid, a matmul with enough rows to run at ~90 % of the
+# machine's matmul speed (measured on 2 Zen 3 cores: 256 rows ~75 %, 64 rows ~55 %); few blocks also
+# mean few parallel regions, which keeps the head fast when other processes share the cores.
+FAST_BLOCK_ELEMENTS = 1 << 22
+
+# Queries per head call when TrackerConfig.query_chunk_size is None. The reference head's memory grows
+# with the chunk (~140 MB at 64 queries, 24 frames, 64 x 64 cells); the fast head bounds its memory
+# by its blocks, so it takes many queries per call and forms its matmul blocks from them.
+DEFAULT_QUERY_CHUNK = {"reference": 64, "fast": 1024}
+
+
+def _fast_head_block(
+    query_features: torch.Tensor, features: torch.Tensor, softmax_temperature: float, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tracks [B, n, f, 2] in HEAD_RESOLUTION pixels and occlusion inputs [B, n, f, 3] of one block."""
+    h, w = features.shape[2:4]
+    cost = cost_volume(query_features, features)  # [B, n, f, h, w]
+    with torch.no_grad():
+        c = cost.detach()
+        peak, high = softmax_argmax(c.reshape(-1, h, w), softmax_temperature)
+        stats = torch.stack((c.mean(dim=(-1, -2)), high.reshape(c.shape[:3]), c.amin(dim=(-1, -2))), dim=-1)
+    rows = cost.reshape(*cost.shape[:3], h * w)
+    cells = local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius)
+    scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
+    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
+    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
+    return (cells * scale).to(F.softmax(c[..., :1, 0, 0], dim=-1).dtype), stats
+
+
+def _query_blocks(n: int, size: int, align: int) -> list[tuple[int, int]]:
+    """(start, stop) of query blocks of ``size`` (a multiple of ``align``), the ragged end cut like
+    the reference's chunks of ``align`` (so it is multiplied with the same number of rows)."""
+    blocks, start = [], 0
+    while start < n:
+        step = size if n - start >= size else min(n - start, align)
+        blocks.append((start, start + step))
+        start += step
+    return blocks
+
+
+def fast_head(
+    query_features: torch.Tensor,
+    features: torch.Tensor,
+    softmax_temperature: float,
+    radius: float,
+    block_elements: int = FAST_BLOCK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract and outputs as :func:`reference_head`, never holding more than a block of the cost volume.
+
+    The cost volume is computed in blocks of q queries x f frames, q * f * B * h * w <= block_elements
+    with q as large as possible (a multiple of the reference's chunk of 64, unless the call has fewer
+    queries), then f (at least 1). Splitting the frames leaves every cost value bitwise equal to the
+    reference's einsum; so does splitting the queries into blocks of 64 or more rows on the machines we
+    know (BLAS kernels may round differently for very few rows, hence the ragged end is cut like the
+    reference's chunks). The peak is the reference's softmax argmax (:func:`softmax_argmax`), and the
+    occlusion inputs are the same reductions.
+    """
+    B, T, h, w, _ = features.shape
+    n = query_features.shape[1]
+    per_query_frame = max(1, B * h * w)
+    align = min(n, DEFAULT_QUERY_CHUNK["reference"])
+    queries = max(align, min(n, block_elements // per_query_frame) // align * align)
+    frames = max(1, min(T, block_elements // (per_query_frame * queries)))
+    tracks, stats = [], []
+    for start, stop in _query_blocks(n, queries, align):
+        parts = [_fast_head_block(query_features[:, start:stop], features[:, t : t + frames], softmax_temperature, radius)
+                 for t in range(0, T, frames)]
+        tracks.append(torch.cat([p[0] for p in parts], dim=2))
+        stats.append(torch.cat([p[1] for p in parts], dim=2))
+    return torch.cat(tracks, dim=1), torch.cat(stats, dim=1)
+
+
+HeadFn = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]
+
+# Formulations selectable by name (TrackerConfig.head, conf/adapter/*.yaml ``head``).
+HEADS: dict[str, HeadFn] = {"reference": reference_head, "fast": fast_head}
+
+
+def get_head(name: str) -> HeadFn:
+    """The head formulation called ``name`` (``fast`` or ``reference``)."""
+    if name not in HEADS:
+        raise ValueError(f"unknown tracking head {name!r}; choose one of {sorted(HEADS)}")
+    return HEADS[name]

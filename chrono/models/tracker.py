@@ -42,7 +42,10 @@ class TrackerConfig:
     input_size: int = 896  # frames are resized to input_size x input_size (64 x 64 tokens at patch 14)
     softmax_temperature: float = 20.0
     argmax_radius: float = 5.0  # cells
-    query_chunk_size: int = 64  # queries per cost-volume chunk (memory only; results do not depend on it)
+    # Queries per head call (memory and speed only; results do not depend on it). None: the head's own
+    # default (head.DEFAULT_QUERY_CHUNK: 64 for the reference, whose memory grows with it; 1024 for the fast head).
+    query_chunk_size: int | None = None
+    head: str = "fast"  # "fast" or "reference" (the readable oracle; same outputs), see chrono/models/head.py
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +62,7 @@ class ChronoTracker(nn.Module):
     def __init__(self, cfg: TrackerConfig):
         super().__init__()
         self.cfg = cfg
+        head.get_head(cfg.head)  # fail early on an unknown head name
         multiple = cfg.backbone.patch_size * (ADAPTER_POOL if cfg.adapter.enabled else 1)
         if cfg.input_size % multiple:
             raise ValueError(f"input_size {cfg.input_size} must be a multiple of {multiple} (patch x adapter pooling)")
@@ -71,6 +75,8 @@ class ChronoTracker(nn.Module):
         self.occ_linear = nn.Linear(3, 2)
         self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN), persistent=False)
         self.register_buffer("_std", torch.tensor(IMAGENET_STD), persistent=False)
+        # Mixed precision of the feature extractor (None = float32); chrono.models.accelerate sets it on CUDA.
+        self.autocast_dtype: torch.dtype | None = None
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Freeze (the reference's recipe) or unfreeze the ViT; its unused mask token always stays frozen."""
@@ -90,7 +96,14 @@ class ChronoTracker(nn.Module):
 
         Returns:
           [B, T, g, g, C] features of the last block + final norm, L2-normalised over C, g = input_size / 14.
+          Float32 also when ``autocast_dtype`` runs the ViT and adapters in lower precision.
         """
+        if self.autocast_dtype is None:
+            return self._features(video)
+        with torch.autocast(device_type=video.device.type, dtype=self.autocast_dtype):
+            return self._features(video).float()
+
+    def _features(self, video: torch.Tensor) -> torch.Tensor:
         B, T = video.shape[:2]
         x = ((video + 1) / 2 - self._mean) / self._std
         x = x.permute(0, 1, 4, 2, 3).reshape(B * T, 3, *video.shape[2:4])
@@ -128,13 +141,15 @@ class ChronoTracker(nn.Module):
         queries_head = rescale_tyx(query_points, video_hw, head.HEAD_RESOLUTION)
         query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
         tracks, occ, expd = [], [], []
-        chunk = self.cfg.query_chunk_size
+        chunk = self.cfg.query_chunk_size or head.DEFAULT_QUERY_CHUNK[self.cfg.head]
+        head_fn = head.get_head(self.cfg.head)
         for s in range(0, query_feats.shape[1], chunk):
-            cost = head.cost_volume(query_feats[:, s : s + chunk], features)
-            points = head.tracks_from_cost(cost, self.cfg.softmax_temperature, self.cfg.argmax_radius)
+            points, occ_inputs = head_fn(
+                query_feats[:, s : s + chunk], features, self.cfg.softmax_temperature, self.cfg.argmax_radius
+            )
             points = head.pin_query_frames(points, queries_head[:, s : s + chunk])
             tracks.append(rescale_xy(points, head.HEAD_RESOLUTION, video_hw))
-            logits = self.occ_linear(head.occlusion_inputs(cost))
+            logits = self.occ_linear(occ_inputs)
             occ.append(logits[..., 0])
             expd.append(logits[..., 1])
         return {"tracks": torch.cat(tracks, 1), "occlusion": torch.cat(occ, 1), "expected_dist": torch.cat(expd, 1)}

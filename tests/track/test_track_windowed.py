@@ -143,7 +143,7 @@ MEMORY_PROBE = textwrap.dedent(
     T, window = int(sys.argv[1]), (None if sys.argv[2] == "all" else int(sys.argv[2]))
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    tracker = build_tracker("tiny", input_size=112).eval()
+    tracker = build_tracker("tiny", input_size=112, head="reference").eval()  # its memory grows with T
     queries = np.array([[0, 10.0, 10.0], [T - 1, 30.0, 30.0]], np.float32)
     track_video(tracker, Synthetic(8), queries[:1], window=None)  # warm up allocator and kernels
     # Peak RSS of this process image only: VmHWM (ru_maxrss would carry over the peak of the forking

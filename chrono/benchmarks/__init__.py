@@ -1,0 +1,1 @@
+"""Instruments and cases of ``python -m chrono.bench``."""
