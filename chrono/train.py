@@ -246,8 +246,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return result
 
 
+def initial_model(cfg: DictConfig, device: torch.device):
+    """The model exactly as this run's training began (rank 0's seed, same construction), in eval mode:
+    random weights for a backbone trained from scratch, plain DINOv2 plus identity adapters otherwise."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = tracker_from_config(cfg.backbone, cfg.adapter)
+    return model.to(device).eval()
+
+
 def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run, run_dir: Path) -> list[dict[str, Any]]:
-    """The trained tracker beside the zero-motion floor on the validation benchmark, both query modes.
+    """The trained tracker beside the same model untrained (``final_eval_untrained``) and the zero-motion
+    floor on the validation benchmark, both query modes (its first ``final_eval_videos`` videos; all when null).
 
     Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow.
     """
@@ -256,11 +266,15 @@ def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run,
     from chrono.results import table_csv, table_markdown, write_text_atomic
 
     model.eval()
+    trackers = [(cfg.name, model)]
+    if cfg.final_eval_untrained:
+        trackers.append(("untrained", initial_model(cfg, next(model.parameters()).device)))
+    trackers.append(("zero_motion", ZeroMotionTracker()))
     rows = []
     for query_mode in ("strided", "first"):
-        for label, tracker in ((cfg.name, model), ("zero_motion", ZeroMotionTracker())):
+        for label, tracker in trackers:
             result = evaluate_benchmark(tracker, bench.name, bench.format, path, query_mode,
-                                        resolution=tuple(bench.resolution), max_videos=cfg.val.max_videos, progress=None)
+                                        resolution=tuple(bench.resolution), max_videos=cfg.final_eval_videos, progress=None)
             rows.append(summary_row(result, label))
     if dist.is_main_process():
         markdown = table_markdown(rows)

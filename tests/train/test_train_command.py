@@ -25,6 +25,7 @@ def test_smoke_experiment_end_to_end(tmp_path, command, isolated):
     proc = command(["-m", "chrono.train", "experiment=smoke", f"hydra.run.dir={out}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "final evaluation on synthetic" in proc.stderr and "zero_motion" in proc.stderr
+    assert "| untrained |" in (out / "final_eval.md").read_text()
     for name in ("last.ckpt", "best.ckpt"):
         tracker = chrono.load_tracker(out / "checkpoints" / name)
         assert tracker.cfg.backbone.depth == 3

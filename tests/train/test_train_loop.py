@@ -77,3 +77,17 @@ def test_slurm_launcher_config_composes():
         cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=smoke"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.timeout_min == 4320
+
+
+def test_initial_model_is_the_model_training_starts_from(tmp_path, trainer, fast, composer):
+    """The final table's 'untrained' row is the run's own starting point, not another random draw."""
+    from chrono.train import initial_model
+
+    trainer([*fast, "steps=1", "optim.lr=0"], tmp_path / "run")  # learning rate 0: the weights stay as built
+    start = weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    rebuilt = initial_model(composer(fast), torch.device("cpu")).state_dict()
+    assert start.keys() == rebuilt.keys()
+    for key in start:
+        assert torch.equal(start[key], rebuilt[key]), key
+    other_seed = initial_model(composer([*fast, "seed=1"]), torch.device("cpu")).state_dict()
+    assert any(not torch.equal(start[k], other_seed[k]) for k in start)
