@@ -5,7 +5,7 @@ achieved share of it (FLOPs counted analytically), tracker inference (frames/s, 
 head's two formulations side by side at the same query chunk (point-frames/s, peak memory), and the
 training step time; prints tables and the issue's targets, and writes everything to a JSON file.
 
-  python -m chrono.bench                 # full size, by hand (about 20 minutes on a 2-core CPU)
+  python -m chrono.bench                 # full size, by hand (about 11 minutes on a quiet 2-core CPU)
   python -m chrono.bench --mode ci       # tiny backbone, seconds (run by the test suite)
   python -m chrono.bench --device cuda   # on a GPU (bf16 autocast, flash attention, see models/accelerate.py)
 
