@@ -30,10 +30,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from chrono.coords import rescale_tyx, rescale_xy
 from chrono.models import head
+from chrono.models.tracker import model_input
 
 # Defaults chosen from the measurement in the README ("Track your own video"): 8 frames of context on each
 # side of a window's core, 1.5 backbone passes per frame; 48 / 24 was no closer to the whole-clip answer.
@@ -97,17 +97,6 @@ def check_queries(query_points: np.ndarray, num_frames: int, hw: tuple[int, int]
         )
 
 
-def _video_input(frames, device, resolution) -> torch.Tensor:
-    """Frames [k, H, W, 3] (uint8, or float in [-1, 1]) -> [1, k, *resolution, 3] float in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames).to(device)
-    x = x.float() / 255.0 * 2 - 1 if x.dtype == torch.uint8 else x.float()
-    k, H, W, _ = x.shape
-    if (H, W) != tuple(resolution):
-        x = x.permute(0, 3, 1, 2)
-        x = F.interpolate(x, size=tuple(resolution), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
-    return x[None]
-
-
 class _FeatureCache:
     """Features of one window at a time (the last computed one is reused when asked again)."""
 
@@ -118,7 +107,7 @@ class _FeatureCache:
     def __call__(self, w: Window) -> torch.Tensor:
         if self.key != w:
             self.value = None  # free the old window before computing the next
-            video = _video_input(self.source.read(w.start, w.stop), self.device, self.resolution)
+            video = model_input(self.source.read(w.start, w.stop)[None], self.device, self.resolution)
             self.key, self.value = w, self.tracker.extract_features(video)
         return self.value
 
@@ -212,6 +201,5 @@ def track_video(
         tracks[:, frames] = rescale_xy(out["tracks"][0], resolution, hw).cpu().numpy()
         occ[:, frames] = out["occlusion"][0].cpu().numpy()
         expd[:, frames] = out["expected_dist"][0].cpu().numpy()
-        visible = (1 - torch.sigmoid(out["occlusion"][0])) * (1 - torch.sigmoid(out["expected_dist"][0]))
-        occluded[:, frames] = ((1 - visible) > 0.5).cpu().numpy()
+        occluded[:, frames] = head.occluded_from_logits(out["occlusion"][0], out["expected_dist"][0]).cpu().numpy()
     return {"tracks": tracks, "occluded": occluded, "occlusion": occ, "expected_dist": expd}

@@ -60,6 +60,15 @@ def occlusion_inputs(cost: torch.Tensor) -> torch.Tensor:
     return torch.stack((cost.mean(dim=(-1, -2)), cost.amax(dim=(-1, -2)), cost.amin(dim=(-1, -2))), dim=-1).detach()
 
 
+def occluded_from_logits(occlusion: torch.Tensor, expected_dist: torch.Tensor) -> torch.Tensor:
+    """The reference's visibility rule: occluded where 1 - (1 - sigmoid(occ)) (1 - sigmoid(expd)) > 0.5.
+
+    occlusion, expected_dist: logits of any shape [...]; returns bool [...] (True = occluded).
+    """
+    visible = (1 - torch.sigmoid(occlusion)) * (1 - torch.sigmoid(expected_dist))
+    return (1 - visible) > 0.5
+
+
 def local_soft_argmax_reference(heatmaps: torch.Tensor, radius: float) -> torch.Tensor:
     """Soft-argmax restricted to cells strictly within ``radius`` cells of the argmax.
 

@@ -33,6 +33,19 @@ class AdapterConfig:
     window: int = 13
 
 
+def model_input(video, device, resolution: tuple[int, int]) -> torch.Tensor:
+    """Video [B, T, H, W, 3] (uint8 0..255, or float in [-1, 1]; numpy or torch) -> float32 [B, T, *resolution, 3]
+    in [-1, 1] on ``device``, resized with bilinear interpolation (align_corners=False) as the reference does."""
+    video = torch.as_tensor(np.asarray(video) if not torch.is_tensor(video) else video).to(device)
+    video = video.float() / 255.0 * 2 - 1 if video.dtype == torch.uint8 else video.float()
+    B, T, H, W, _ = video.shape
+    if (H, W) == tuple(resolution):
+        return video
+    frames = F.interpolate(video.permute(0, 1, 4, 2, 3).reshape(B * T, 3, H, W), size=tuple(resolution),
+                           mode="bilinear", align_corners=False)
+    return frames.reshape(B, T, 3, *resolution).permute(0, 1, 3, 4, 2)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Everything that defines a Chrono tracker; the defaults are the reference's."""
@@ -181,20 +194,11 @@ class ChronoTracker(nn.Module):
           (1 - (1 - sigmoid(occ)) * (1 - sigmoid(expd)) > 0.5).
         """
         device = self._mean.device
-        video = torch.as_tensor(np.asarray(video) if not torch.is_tensor(video) else video).to(device)
-        query_points = torch.as_tensor(query_points, dtype=torch.float32).to(device)
-        if video.dtype == torch.uint8:
-            video = video.float() / 255.0 * 2 - 1
-        B, T, H, W, _ = video.shape
-        if (H, W) != tuple(resolution):
-            frames = video.permute(0, 1, 4, 2, 3).reshape(B * T, 3, H, W)
-            frames = F.interpolate(frames, size=tuple(resolution), mode="bilinear", align_corners=False)
-            video = frames.reshape(B, T, 3, *resolution).permute(0, 1, 3, 4, 2)
-            query_points = rescale_tyx(query_points, (H, W), resolution)
-        out = self.forward(video, query_points)
+        H, W = video.shape[2:4]
+        query_points = rescale_tyx(torch.as_tensor(query_points, dtype=torch.float32).to(device), (H, W), resolution)
+        out = self.forward(model_input(video, device, resolution), query_points)
         tracks = rescale_xy(out["tracks"], resolution, (H, W))
-        visible = (1 - torch.sigmoid(out["occlusion"])) * (1 - torch.sigmoid(out["expected_dist"]))
-        return {"tracks": tracks, "occluded": (1 - visible) > 0.5}
+        return {"tracks": tracks, "occluded": head.occluded_from_logits(out["occlusion"], out["expected_dist"])}
 
     def track_video(self, video, query_points, **options) -> dict:
         """Track one video of any length in bounded memory (features over overlapping windows of frames).
