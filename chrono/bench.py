@@ -22,9 +22,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from chrono.results import write_json_atomic
 
 RESULT_PREFIX = "BENCH_RESULT "
 
@@ -157,7 +158,6 @@ def derive(results: list[dict], mode: str) -> dict:
             "speedup_same_chunk": same["point_frames_per_s"] / ref["point_frames_per_s"],
             "memory_ratio": fast["peak_mb"] / max(ref["peak_mb"], 1e-9),
             "memory_ratio_same_chunk": same["peak_mb"] / max(ref["peak_mb"], 1e-9),
-            "fast_time_s": fast["time_s"],
         })
     targets = []
 
@@ -180,7 +180,7 @@ def derive(results: list[dict], mode: str) -> dict:
         # the backbone run whose token grid matches the head's (896 -> 64 x 64), scaled to the clip length
         match = [r for r in grid_backbone if r["input_size"] // 14 == head_case["grid"]] or grid_backbone
         backbone_clip_s = head_case["frames"] / match[-1]["frames_per_s"]
-        target(f"fast head time / backbone time, N = {small['queries']}", small["fast_time_s"] / backbone_clip_s,
+        target(f"fast head time / backbone time, N = {small['queries']}", head_case["time_s"] / backbone_clip_s,
                HEAD_SHARE_MAX, False)
     if not any(r["device"] == "cuda" for r in ok):
         for r in ok:
@@ -192,19 +192,19 @@ def derive(results: list[dict], mode: str) -> dict:
 
 def _table(title: str, columns: list[tuple[str, str]], rows: list[dict]) -> str:
     """A plain-text table; ``columns`` are (header, format) with format a str.format spec of the row dict."""
-    cells = [[fmt.format(**row) if _has(row, fmt) else "-" for _, fmt in columns] for row in rows]
+    cells = [[_cell(row, fmt) for _, fmt in columns] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, (h, _) in enumerate(columns)]
     lines = [title, "  ".join(h.rjust(w) for (h, _), w in zip(columns, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
 
-def _has(row: dict, fmt: str) -> bool:
+def _cell(row: dict, fmt: str) -> str:
+    """``fmt`` filled from ``row``, or "-" where the row lacks the field (or holds None)."""
     try:
-        fmt.format(**row)
-        return True
+        return fmt.format(**row)
     except (KeyError, ValueError, TypeError):
-        return False
+        return "-"
 
 
 def report(results: list[dict], derived: dict) -> str:
@@ -259,14 +259,6 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

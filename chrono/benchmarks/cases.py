@@ -16,9 +16,11 @@ resident set on Linux CPUs).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 import chrono
 from chrono.benchmarks.measure import PeakMemory, clip_flops, matmul_yardstick, time_runs, vit_flops_per_frame
@@ -28,6 +30,8 @@ from chrono.models.accelerate import accelerate
 from chrono.models.tracker import ChronoTracker
 from chrono.models.vit import DinoVisionTransformer, backbone_config
 from chrono.optim import build_optimizer
+
+REFERENCE_OPTIM = Path(__file__).resolve().parents[2] / "conf" / "optim" / "reference.yaml"
 
 VIDEO_SIZE = 256  # clips are 256 x 256 like the benchmarks and the training data (the tracker resizes them)
 
@@ -116,7 +120,7 @@ def run_head(case: dict, device: torch.device) -> dict:
     noise = 0.05 * torch.randn(count, channels, generator=g).to(device)
     query_features = F.normalize(features[0, t.to(device), y.to(device), x.to(device)] + noise, dim=-1)[None]
     head_fn = heads.get_head(case["head"])
-    chunk = case.get("query_chunk") or heads.DEFAULT_QUERY_CHUNK[case["head"]]
+    chunk = heads.query_chunk(case["head"], case.get("query_chunk"))
 
     def run():
         for s in range(0, count, chunk):
@@ -134,10 +138,10 @@ def run_head(case: dict, device: torch.device) -> dict:
 
 def run_train(case: dict, device: torch.device) -> dict:
     tracker = _tracker(case, device).train()
-    tracker.dino.requires_grad_(False)  # DINOv2 is frozen in the reference recipe
+    tracker.freeze_backbone()  # DINOv2 is frozen in the reference recipe
     params = [p for p in tracker.parameters() if p.requires_grad]
-    # The reference optimisation (conf/optim/reference.yaml): AdamW 1e-4 / wd 1e-4 under OneCycleLR.
-    optimizer, scheduler = build_optimizer(params, {"lr": 1e-4, "weight_decay": 1e-4, "pct_start": 0.003}, 100_000)
+    # The reference optimisation (AdamW under OneCycleLR over the recipe's 100k steps), from its config file.
+    optimizer, scheduler = build_optimizer(params, OmegaConf.load(REFERENCE_OPTIM), 100_000)
     g = torch.Generator().manual_seed(0)
     frames, count = case["frames"], case["queries"]
     batch = {

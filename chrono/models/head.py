@@ -26,6 +26,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from chrono.coords import rescale_xy
+
 # The reference expresses head outputs at this resolution before rescaling them to the video.
 HEAD_RESOLUTION = (256, 256)
 
@@ -55,9 +57,13 @@ def cost_volume(query_features: torch.Tensor, features: torch.Tensor) -> torch.T
     return torch.einsum("bnc,bthwc->bnthw", query_features, features)
 
 
-def occlusion_inputs(cost: torch.Tensor) -> torch.Tensor:
-    """[mean, max, min] over space of a cost volume [B, N, T, h, w] -> [B, N, T, 3], detached."""
-    return torch.stack((cost.mean(dim=(-1, -2)), cost.amax(dim=(-1, -2)), cost.amin(dim=(-1, -2))), dim=-1).detach()
+def occlusion_inputs(cost: torch.Tensor, cost_max: torch.Tensor | None = None) -> torch.Tensor:
+    """[mean, max, min] over space of a cost volume [B, N, T, h, w] -> [B, N, T, 3], detached.
+
+    ``cost_max`` [B, N, T]: the max when the caller already has it (bitwise equal to ``cost.amax``).
+    """
+    high = cost.amax(dim=(-1, -2)) if cost_max is None else cost_max
+    return torch.stack((cost.mean(dim=(-1, -2)), high, cost.amin(dim=(-1, -2))), dim=-1).detach()
 
 
 def occluded_from_logits(occlusion: torch.Tensor, expected_dist: torch.Tensor) -> torch.Tensor:
@@ -99,9 +105,7 @@ def tracks_from_cost(
     """Tracks [B, N, T, 2] (x, y) in HEAD_RESOLUTION pixels from a cost volume [B, N, T, h, w]."""
     B, N, T, h, w = cost.shape
     heat = F.softmax(cost.reshape(B, N, T, h * w) * softmax_temperature, dim=-1).reshape(B, N, T, h, w)
-    cells = local_soft_argmax_reference(heat, radius)
-    scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
-    return cells * scale
+    return rescale_xy(local_soft_argmax_reference(heat, radius), (h, w), HEAD_RESOLUTION)
 
 
 def pin_query_frames(tracks: torch.Tensor, query_points: torch.Tensor) -> torch.Tensor:
@@ -271,22 +275,22 @@ FAST_BLOCK_ELEMENTS = 1 << 22
 DEFAULT_QUERY_CHUNK = {"reference": 64, "fast": 1024}
 
 
+def query_chunk(head_name: str, chunk: int | None) -> int:
+    """Queries per head call: ``chunk``, or the head's default (DEFAULT_QUERY_CHUNK) when None."""
+    return chunk or DEFAULT_QUERY_CHUNK[head_name]
+
+
 def _fast_head_block(
     query_features: torch.Tensor, features: torch.Tensor, softmax_temperature: float, radius: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tracks [B, n, f, 2] in HEAD_RESOLUTION pixels and occlusion inputs [B, n, f, 3] of one block."""
+    """Tracks [B, n, f, 2] in grid cells (float32) and occlusion inputs [B, n, f, 3] of one block."""
     h, w = features.shape[2:4]
     cost = cost_volume(query_features, features)  # [B, n, f, h, w]
     with torch.no_grad():
-        c = cost.detach()
-        peak, high = softmax_argmax(c.reshape(-1, h, w), softmax_temperature)
-        stats = torch.stack((c.mean(dim=(-1, -2)), high.reshape(c.shape[:3]), c.amin(dim=(-1, -2))), dim=-1)
+        peak, high = softmax_argmax(cost.detach().reshape(-1, h, w), softmax_temperature)
+        stats = occlusion_inputs(cost, high.reshape(cost.shape[:3]))
     rows = cost.reshape(*cost.shape[:3], h * w)
-    cells = local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius)
-    scale = torch.tensor((HEAD_RESOLUTION[1] / w, HEAD_RESOLUTION[0] / h), device=cells.device, dtype=cells.dtype)
-    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
-    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
-    return (cells * scale).to(F.softmax(c[..., :1, 0, 0], dim=-1).dtype), stats
+    return local_soft_argmax_window(rows, softmax_temperature, peak.reshape(rows.shape[:3]), (h, w), radius), stats
 
 
 def _query_blocks(n: int, size: int, align: int) -> list[tuple[int, int]]:
@@ -329,7 +333,10 @@ def fast_head(
                  for t in range(0, T, frames)]
         tracks.append(torch.cat([p[0] for p in parts], dim=2))
         stats.append(torch.cat([p[1] for p in parts], dim=2))
-    return torch.cat(tracks, dim=1), torch.cat(stats, dim=1)
+    # The reference's tracks have its softmax's dtype: float32 under CUDA autocast, but bf16 under CPU
+    # autocast (which keeps softmax in the input's dtype). Computed in float32 here, returned alike.
+    softmax_dtype = F.softmax(stats[0][..., :1], dim=-1).dtype
+    return rescale_xy(torch.cat(tracks, dim=1), (h, w), HEAD_RESOLUTION).to(softmax_dtype), torch.cat(stats, dim=1)
 
 
 HeadFn = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]

@@ -75,7 +75,7 @@ class ChronoTracker(nn.Module):
     def __init__(self, cfg: TrackerConfig):
         super().__init__()
         self.cfg = cfg
-        head.get_head(cfg.head)  # fail early on an unknown head name
+        self._head_fn = head.get_head(cfg.head)  # fails early on an unknown head name
         multiple = cfg.backbone.patch_size * (ADAPTER_POOL if cfg.adapter.enabled else 1)
         if cfg.input_size % multiple:
             raise ValueError(f"input_size {cfg.input_size} must be a multiple of {multiple} (patch x adapter pooling)")
@@ -154,10 +154,9 @@ class ChronoTracker(nn.Module):
         queries_head = rescale_tyx(query_points, video_hw, head.HEAD_RESOLUTION)
         query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
         tracks, occ, expd = [], [], []
-        chunk = self.cfg.query_chunk_size or head.DEFAULT_QUERY_CHUNK[self.cfg.head]
-        head_fn = head.get_head(self.cfg.head)
+        chunk = head.query_chunk(self.cfg.head, self.cfg.query_chunk_size)
         for s in range(0, query_feats.shape[1], chunk):
-            points, occ_inputs = head_fn(
+            points, occ_inputs = self._head_fn(
                 query_feats[:, s : s + chunk], features, self.cfg.softmax_temperature, self.cfg.argmax_radius
             )
             points = head.pin_query_frames(points, queries_head[:, s : s + chunk])

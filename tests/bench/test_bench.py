@@ -29,7 +29,10 @@ def test_ci_bench_writes_tables_and_json(tmp_path, capsys):
     assert kinds == {"yardstick", "backbone", "tracker", "head", "train"}
     assert saved["yardstick_gflops"] > 0 and saved["machine"]["torch"] == torch.__version__
     for case in saved["cases"]:
-        assert case["time_s"] > 0 and case["peak_mb"] >= 0 if case["kind"] != "yardstick" else case["gflops"] > 0
+        if case["kind"] == "yardstick":
+            assert case["gflops"] > 0
+        else:  # every other case allocates tensors, so the profiler must see a peak above the baseline
+            assert case["time_s"] > 0 and case["peak_mb"] > 0, case
         if case["kind"] == "backbone":
             assert 0 < case["yardstick_share"] and case["gflops"] > 0
     (comparison,) = saved["head_comparisons"]
@@ -45,7 +48,7 @@ def test_worker_process_reports_one_case():
             "repeats": 1, "device": "cpu"}
     result = bench.run_isolated(case)
     assert "error" not in result, result
-    assert result["point_frames_per_s"] == pytest.approx(16 / result["time_s"])
+    assert result["kind"] == "head" and result["queries"] == 8 and result["time_s"] > 0 and result["peak_mb"] > 0
     broken = bench.run_isolated({**case, "kind": "nonsense"})
     assert "unknown benchmark case kind" in broken["error"]
 

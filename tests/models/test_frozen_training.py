@@ -11,7 +11,7 @@ def test_backward_with_frozen_backbone_reaches_every_adapter():
     # PyTorch's CPU channels-last GroupNorm backward crashed the process on it.
     torch.manual_seed(0)
     tracker = chrono.load_tracker(None, backbone="tiny", input_size=112).train()
-    tracker.dino.requires_grad_(False)
+    tracker.freeze_backbone()
     video = torch.rand(1, 3, 64, 64, 3) * 2 - 1
     queries = torch.tensor([[[0, 10.0, 20.0], [2, 40.0, 30.0]]])
     batch = {"video": video, "target_points": torch.rand(1, 2, 3, 2) * 64, "occluded": torch.zeros(1, 2, 3, dtype=torch.bool)}
