@@ -89,16 +89,20 @@ def validation_benchmark(cfg: DictConfig) -> DictConfig:
     return cfg.val.benchmark
 
 
-def validate(model, cfg: DictConfig, bench: DictConfig, benchmark_path: Path) -> dict[str, float]:
-    """Benchmark means of the current model on the validation benchmark (all ranks share the videos)."""
+def evaluate_on(tracker, bench: DictConfig, path: Path, query_mode: str, max_videos: int | None):
+    """``tracker`` on the benchmark config ``bench`` (stored at ``path``) in ``query_mode``, quietly; every
+    rank takes its share of the videos and gets the whole result (chrono.evaluate.evaluate_benchmark)."""
     from chrono.evaluate import evaluate_benchmark
 
+    return evaluate_benchmark(tracker, bench.name, bench.format, path, query_mode,
+                              resolution=tuple(bench.resolution), max_videos=max_videos, progress=None)
+
+
+def validate(model, cfg: DictConfig, bench: DictConfig, benchmark_path: Path) -> dict[str, float]:
+    """Benchmark means of the current model on the validation benchmark (all ranks share the videos)."""
     was_training = model.training
     model.eval()
-    result = evaluate_benchmark(
-        model, bench.name, bench.format, benchmark_path, bench.query_mode,
-        resolution=tuple(bench.resolution), max_videos=cfg.val.max_videos, progress=None,
-    )
+    result = evaluate_on(model, bench, benchmark_path, bench.query_mode, cfg.val.max_videos)
     model.train(was_training)
     return result.means
 
@@ -232,8 +236,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     result = {"steps": progress.step, "skipped_steps": progress.skipped, **{f"val/{k}": v for k, v in last_val.items()}}
     if cfg.final_eval and progress.step == cfg.steps:
-        table = final_evaluation(model, cfg, val_bench, val_path, run, run_dir)
-        result.update({f"final/{r['benchmark']}/{r['tracker']}/{k}": r[k] for r in table for k in ("AJ", "<δ^x_avg", "OA")})
+        result.update(final_evaluation(model, cfg, val_bench, val_path, run, run_dir))
     if where.is_main:
         from chrono.results import write_json_atomic
 
@@ -255,14 +258,16 @@ def initial_model(cfg: DictConfig, device: torch.device):
     return model.to(device).eval()
 
 
-def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run, run_dir: Path) -> list[dict[str, Any]]:
+def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run, run_dir: Path) -> dict[str, float]:
     """The trained tracker beside the same model untrained (``final_eval_untrained``) and the zero-motion
     floor on the validation benchmark, both query modes (its first ``final_eval_videos`` videos; all when null).
 
-    Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow.
+    Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow;
+    returns its figures as ``final/<benchmark>/<query mode>/<tracker>/<AJ|delta_avg|OA>`` (percent), the
+    names of both MLflow and results.json.
     """
     from chrono.baselines import ZeroMotionTracker
-    from chrono.evaluate import evaluate_benchmark, summary_row
+    from chrono.evaluate import summary_row
     from chrono.results import table_csv, table_markdown, write_text_atomic
 
     model.eval()
@@ -273,9 +278,7 @@ def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run,
     rows = []
     for query_mode in ("strided", "first"):
         for label, tracker in trackers:
-            result = evaluate_benchmark(tracker, bench.name, bench.format, path, query_mode,
-                                        resolution=tuple(bench.resolution), max_videos=cfg.final_eval_videos, progress=None)
-            rows.append(summary_row(result, label))
+            rows.append(summary_row(evaluate_on(tracker, bench, path, query_mode, cfg.final_eval_videos), label))
     if dist.is_main_process():
         markdown = table_markdown(rows)
         log(f"final evaluation on {bench.name} ({path}):\n{markdown}")
@@ -284,18 +287,17 @@ def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run,
         if run is not None:
             run.log_table(rows, "final_eval.json")
             run.log_artifact(run_dir / "final_eval.md")
-            run.log_metrics({f"final/{r['benchmark']}/{r['tracker']}/{k}".replace("<δ^x_avg", "delta_avg"): r[k]
-                             for r in rows for k in ("AJ", "<δ^x_avg", "OA")})
-    return rows
+    figures = {f"final/{r['benchmark']}/{r['tracker']}/{name}": r[k]
+               for r in rows for k, name in (("AJ", "AJ"), ("<δ^x_avg", "delta_avg"), ("OA", "OA"))}
+    if run is not None:
+        run.log_metrics(figures)
+    return figures
 
 
 def log_track_picture(run, model, bench: DictConfig, path: Path, step: int, run_dir: Path) -> None:
     """Tracks of the first validation video drawn on its first frame, logged as an MLflow image artifact."""
-    try:
-        from chrono.visualize import draw_summary
-    except ImportError:  # the drawing module arrives with chrono.track
-        return
     from chrono.data.tapvid import decode_entry, iter_entries, sample_queries
+    from chrono.visualize import draw_summary
 
     entry = next(iter(iter_entries(bench.format, path)))
     video = decode_entry(entry, tuple(bench.resolution))
