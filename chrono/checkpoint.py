@@ -167,7 +167,7 @@ def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any])
     DINOv2 ``*_pretrain.pth``) fills the ViT; ``backbone.freeze`` is the trainer's business. The
     adapter group holds the adapter's fields and the head settings.
     """
-    vit_fields = {k: v for k, v in backbone.items() if k not in ("name", "pretrained", "freeze")}
+    vit_fields = {k: v for k, v in backbone.items() if k not in ("name", "pretrained", "freeze", "require_pretrained")}
     try:
         vit = backbone_config(backbone["name"], **vit_fields)
     except TypeError as err:

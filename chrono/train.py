@@ -113,6 +113,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from chrono.data.loader import build_train_loader
     from chrono.evaluate import benchmark_path
 
+    if cfg.backbone.get("require_pretrained") and not cfg.backbone.pretrained:
+        raise ValueError(f"experiment {cfg.name}: backbone.pretrained is required (the DINOv2 *_pretrain.pth of "
+                         f"backbone {cfg.backbone.name}, e.g. backbone.pretrained=checkpoints/dinov2_{cfg.backbone.name}14_pretrain.pth)")
     where = dist.info()
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.precision, device)

@@ -68,6 +68,17 @@ def test_every_experiment_composes(experiment, composer):
     assert cfg.steps > 0 and cfg.name == experiment
 
 
+@pytest.mark.parametrize("experiment", ["chrono_vits", "chrono_vitb"])
+def test_paper_recipes_refuse_to_start_without_dinov2_weights(experiment, composer, tmp_path):
+    from chrono.train import train
+
+    cfg = composer([f"experiment={experiment}"])
+    assert cfg.backbone.name == experiment.split("_")[1] and cfg.backbone.freeze and cfg.dataset.name == "kubric"
+    with pytest.raises(ValueError, match="backbone.pretrained is required"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_slurm_launcher_config_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
