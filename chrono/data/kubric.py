@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -132,13 +132,14 @@ class FileTask:
         return Path(self.out_dir) / f"{self.stem}.summary.json"
 
 
-def is_finished(task: FileTask) -> bool:
-    """A file is finished when its summary exists and the shard it lists (if any) is in place."""
+def is_finished(task: FileTask) -> dict | None:
+    """The summary of a finished file, else None: a file is finished when its summary exists and the shard it
+    lists (if any) is in place."""
     try:
         summary = _read_json(task.summary_path)
     except (OSError, ValueError):
-        return False
-    return all((Path(task.out_dir) / e["file"]).is_file() for e in summary.get("entries", []))
+        return None
+    return summary if all((Path(task.out_dir) / e["file"]).is_file() for e in summary.get("entries", [])) else None
 
 
 def _read_json(path: Path) -> dict:
@@ -220,12 +221,14 @@ class Summary:
                f"in {self.seconds:.1f} s",
                f"  already finished before (skipped): {self.finished_before} files, {self.scenes_before} scenes",
                f"  skipped records: {len(self.skipped)}"]
-        out += [f"    {s['tfrecord']}: record {s['record']} (byte offset {s['offset']}): {s['reason']}"
-                for s in self.skipped]
+
+        def skipped(s: dict) -> str:
+            return f"    {s['tfrecord']}: record {s['record']} (byte offset {s['offset']}): {s['reason']}"
+
+        out += [skipped(s) for s in self.skipped]
         if self.skipped_before:
             out.append(f"  skipped records of the files finished before: {len(self.skipped_before)}")
-            out += [f"    {s['tfrecord']}: record {s['record']} (byte offset {s['offset']}): {s['reason']}"
-                    for s in self.skipped_before]
+            out += [skipped(s) for s in self.skipped_before]
         if self.failed_files:
             out.append(f"  failed files (rerun to retry): {len(self.failed_files)}")
             out += [f"    {f['tfrecord']}: {f['reason']}" for f in self.failed_files]
@@ -288,21 +291,20 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, workers: int = 0, sp
     for task in tasks:
         Path(task.out_dir).mkdir(parents=True, exist_ok=True)
     summary = Summary(str(out))
-    finished = {t for t in tasks if is_finished(t)}
+    finished = {t: before for t in tasks if (before := is_finished(t)) is not None}
     pending = [t for t in tasks if t not in finished]
     counts = {str(f.path): f.num_records for f in files}
-    total = sum(counts[t.tfrecord] or 0 for t in pending) if all(counts[t.tfrecord] for t in pending) else None
+    total = sum(counts[t.tfrecord] for t in pending) if all(counts[t.tfrecord] for t in pending) else None
     bar = _Progress(total, progress)
-    results: dict[FileTask, dict] = {}
+    index_attrs = {"source": SOURCE, "tracks_per_scene": options.tracks_per_scene, "full_frame_tracks": True}
 
     def finish(task: FileTask, result: dict) -> None:
-        results[task] = result
         summary.converted_files += 1
         summary.scenes += result["scenes"]
         summary.tracks += result["tracks"]
         summary.skipped += [{"tfrecord": task.tfrecord, **s} for s in result["skipped"]]
-        if result["entries"]:
-            update_index(task.out_dir, result["entries"], source=SOURCE)
+        if result["entries"]:  # indexed at once, so that an interrupted run leaves a usable index
+            update_index(task.out_dir, result["entries"], **index_attrs)
 
     def fail(task: FileTask, error: BaseException) -> None:
         summary.failed_files.append({"tfrecord": task.tfrecord, "reason": f"{type(error).__name__}: {error}"})
@@ -331,17 +333,16 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, workers: int = 0, sp
             _drain(queue, bar)
     bar.close()
 
-    for task in finished:  # what earlier runs did, from their summaries
-        before = _read_json(task.summary_path)
+    for task, before in finished.items():  # what earlier runs did, from their summaries
         summary.finished_before += 1
         summary.scenes_before += before["scenes"]
         summary.skipped_before += [{"tfrecord": task.tfrecord, **s} for s in before["skipped"]]
-        results[task] = before
-    for out_dir in sorted({t.out_dir for t in results}):  # index every finished shard, including earlier runs'
-        entries = [e for t, r in results.items() if t.out_dir == out_dir for e in r["entries"]]
+    # Earlier runs' shards are indexed again: a run stopped between a file's summary and its index update
+    # leaves a finished file that is not in the index. This run's shards were indexed as they finished.
+    for out_dir in sorted({t.out_dir for t in finished}):
+        entries = [e for t, before in finished.items() if t.out_dir == out_dir for e in before["entries"]]
         if entries:
-            update_index(out_dir, entries, source=SOURCE, tracks_per_scene=options.tracks_per_scene,
-                         full_frame_tracks=True)
+            update_index(out_dir, entries, **index_attrs)
     summary.seconds = time.monotonic() - start
     write_json_atomic(out / "conversion_summary.json", asdict(summary))
     return summary
@@ -393,11 +394,11 @@ class KubricConvertConfig:
     out: str = "???"
     workers: int = 0
     splits: Optional[List[str]] = None
-    tracks_per_scene: int = 2048
-    sampling_stride: int = 4
-    max_seg_id: int = 40
-    max_sampled_frac: float = 0.1
-    seed: int = 0
+    tracks_per_scene: int = ConvertOptions.tracks_per_scene  # the fields of ConvertOptions, its defaults
+    sampling_stride: int = ConvertOptions.sampling_stride
+    max_seg_id: int = ConvertOptions.max_seg_id
+    max_sampled_frac: float = ConvertOptions.max_sampled_frac
+    seed: int = ConvertOptions.seed
     compression: Optional[str] = "lzf"
     progress: bool = True
 
@@ -415,8 +416,7 @@ def _hydra_main(cfg) -> None:
     if missing:
         print(f"error: give {' and '.join(f'{k}=<dir>' for k in missing)} (see --help)", file=sys.stderr)
         sys.exit(2)
-    options = ConvertOptions(cfg.tracks_per_scene, cfg.sampling_stride, cfg.max_seg_id, cfg.max_sampled_frac,
-                             cfg.seed)
+    options = ConvertOptions(**{f.name: cfg[f.name] for f in fields(ConvertOptions)})
     splits = list(cfg.splits) if cfg.splits is not None else None
     try:
         summary = convert(cfg.src, cfg.out, cfg.workers, splits, options, cfg.compression, cfg.progress)

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from chrono.data import tfds_features, tfrecord
-from chrono.data.kubric_tracks import quaternion_to_matrix
+from chrono.data.kubric_tracks import _BOX_CORNERS, quaternion_to_matrix
 
 FOCAL_LENGTH, SENSOR_WIDTH = 35.0, 32.0
 _TFDS = "tensorflow_datasets.core.features."
@@ -157,9 +157,8 @@ def synthetic_scene(height: int = 256, width: int = 256, num_frames: int = 24, s
     lo, hi = float(depth.min()), float(depth.max())
     example = {k: np.stack(v) for k, v in out.items()}
     example["depth"] = np.round((depth - lo) / (hi - lo) * 65535).astype(np.uint16)[..., None]
-    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
     example["instances"] = {
-        "bboxes_3d": np.stack([[truth.box_point(k, corners, f) for f in frames] for k in range(num_boxes)]).astype(
+        "bboxes_3d": np.stack([[truth.box_point(k, _BOX_CORNERS, f) for f in frames] for k in range(num_boxes)]).astype(
             np.float32),
         "quaternions": box_quat.astype(np.float32),
         "positions": centres.astype(np.float32),

@@ -264,20 +264,28 @@ def faces_away(world_normals: np.ndarray, points: np.ndarray, camera_positions: 
     return away & ~away[np.arange(len(query_frames)), query_frames][:, None]
 
 
-def rough_normals(normal_map: np.ndarray, pix_tyx: np.ndarray) -> np.ndarray:
+def decode_normals(values: np.ndarray) -> np.ndarray:
+    """Normal-map values as stored (uint16, ``(n + 1) / 2 * 65535``) -> float64 normals in [-1, 1]."""
+    return values.astype(np.float64) / 65535 * 2 - 1
+
+
+def rough_normals(normal_map: np.ndarray, pix_tyx: np.ndarray, decode=None,
+                  centre: np.ndarray | None = None) -> np.ndarray:
     """Kubric's untrusted-normal test at query pixels: True where > 2 of the 4 diagonal neighbours differ.
 
-    normal_map [T, H, W, 3] float in [-1, 1]; neighbours outside the frame count as (0, 0, 0) (zero padding).
-    Returns [N] bool.
+    normal_map [T, H, W, 3] float in [-1, 1], or stored values that ``decode`` maps to that (then only the
+    pixels the test reads are decoded); centre [N, 3]: the decoded normals at the query pixels, if already
+    known. Neighbours outside the frame count as (0, 0, 0) (zero padding). Returns [N] bool.
     """
     t, y, x = pix_tyx.T
     _, h, w, _ = normal_map.shape
-    centre = normal_map[t, y, x]
+    decode = decode or (lambda values: values)
+    centre = decode(normal_map[t, y, x]) if centre is None else centre
     differing = np.zeros(len(t), np.int64)
     for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
         yy, xx = y + dy, x + dx
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        other = np.where(inside[:, None], normal_map[t, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0.0)
+        other = np.where(inside[:, None], decode(normal_map[t, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]), 0.0)
         differing += np.sum((other - centre) ** 2, axis=-1) > 0.05 * 0.05
     return differing > 2
 
@@ -297,13 +305,12 @@ def depth_metres(scene: KubricScene) -> np.ndarray:
     return lo + scene.depth.astype(np.float64) * (hi - lo) / 65535
 
 
-def track_pixels(scene: KubricScene, pix_tyx: np.ndarray, window: Sequence[int] | None = None,
-                 depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def track_pixels(scene: KubricScene, pix_tyx: np.ndarray,
+                 window: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Tracks of query pixels through the whole scene (kubric's per-segment ``single_object_reproject``).
 
     pix_tyx [N, 3] int: query frame and pixel indices; the query point is the pixel centre.
     window: (y_min, x_min, y_max, x_max) in pixels; points outside it are occluded (default: the frame).
-    depth: :func:`depth_metres` of the scene, if already computed.
     Returns tracks [N, T, 2] float64 (x, y) in pixels of the full frame and occluded [N, T] bool.
     Raises :class:`SceneError` for a query on a segment id that has no instance.
     """
@@ -312,7 +319,7 @@ def track_pixels(scene: KubricScene, pix_tyx: np.ndarray, window: Sequence[int] 
     if len(pix_tyx) and ((pix_tyx.min(0) < 0).any() or (pix_tyx.max(0) >= (num_frames, h, w)).any()):
         raise SceneError("query pixels outside the video")
     window = _window(window, (h, w))
-    depth = depth_metres(scene) if depth is None else depth
+    depth = depth_metres(scene)
     intrinsics, matrix_world = camera_matrices(scene.focal_length, scene.sensor_width, scene.camera_positions,
                                                scene.camera_quaternions, (h, w))
     cam_pos = np.asarray(scene.camera_positions, np.float64)
@@ -342,19 +349,12 @@ def track_pixels(scene: KubricScene, pix_tyx: np.ndarray, window: Sequence[int] 
         occ |= (xy[..., 1] < window[0]) | (xy[..., 0] < window[1]) | (xy[..., 1] > window[2]) | (
             xy[..., 0] > window[3])
         if bbox is not None:
-            normal_map_q = scene.normal[t[rows], y[rows], x[rows]].astype(np.float64) / 65535 * 2 - 1
-            trusted = ~rough_normals_at(scene, pix_tyx[rows])
+            normals_q = decode_normals(scene.normal[t[rows], y[rows], x[rows]])
+            trusted = ~rough_normals(scene.normal, pix_tyx[rows], decode_normals, normals_q)
             rotations = quaternion_to_matrix(scene.quaternions[obj])
-            occ |= faces_away(normal_map_q, world, cam_pos, rotations, t[rows]) & trusted[:, None]
+            occ |= faces_away(normals_q, world, cam_pos, rotations, t[rows]) & trusted[:, None]
         tracks[rows], occluded[rows] = xy, occ
     return tracks, occluded
-
-
-def rough_normals_at(scene: KubricScene, pix_tyx: np.ndarray) -> np.ndarray:
-    """:func:`rough_normals` on the scene's normal map, reading only the frames the queries are on."""
-    frames, inverse = np.unique(pix_tyx[:, 0], return_inverse=True)
-    normals = scene.normal[frames].astype(np.float64) / 65535 * 2 - 1
-    return rough_normals(normals, np.stack([inverse.reshape(-1), pix_tyx[:, 1], pix_tyx[:, 2]], axis=1))
 
 
 def num_to_sample(counts: np.ndarray, max_seg_id: int, max_sampled_frac: float, tracks_to_sample: int) -> np.ndarray:
@@ -393,23 +393,19 @@ class SampledTracks:
 
 
 def sample_tracks(scene: KubricScene, rng: np.random.Generator, tracks_to_sample: int = 2048,
-                  sampling_stride: int = 4, max_seg_id: int = 40, max_sampled_frac: float = 0.1,
-                  window: Sequence[int] | None = None) -> SampledTracks:
+                  sampling_stride: int = 4, max_seg_id: int = 40, max_sampled_frac: float = 0.1) -> SampledTracks:
     """Kubric's ``track_points`` (without ``snap_to_occluder``): sample queries and track them.
 
     Queries lie on a grid of stride ``sampling_stride`` in t, y and x with a random offset; the number per
     segment id follows :func:`num_to_sample`, drawn uniformly with replacement. When the caps leave fewer
     than ``tracks_to_sample`` queries, fewer are returned (kubric pads by repeating a row). Queries are
-    ordered by segment id (background queries by frame), as in kubric. The window (y_min, x_min, y_max,
-    x_max) bounds the query grid and the visible region.
+    ordered by segment id (background queries by frame), as in kubric. Queries and tracks cover the full frame.
     """
-    num_frames, size = scene.num_frames, scene.size
-    window = _window(window, size)
+    num_frames, (h, w) = scene.num_frames, scene.size
     start = rng.integers(0, sampling_stride, 3)
-    start[1:] += window[:2]
     grid = np.stack(np.meshgrid(np.arange(start[0], num_frames, sampling_stride),
-                                np.arange(start[1], window[2], sampling_stride),
-                                np.arange(start[2], window[3], sampling_stride), indexing="ij"), -1).reshape(-1, 3)
+                                np.arange(start[1], h, sampling_stride),
+                                np.arange(start[2], w, sampling_stride), indexing="ij"), -1).reshape(-1, 3)
     grid_seg = scene.segmentations[grid[:, 0], grid[:, 1], grid[:, 2]].astype(np.int64)
     quota = num_to_sample(np.bincount(grid_seg), max_seg_id, max_sampled_frac, tracks_to_sample)
     chosen = []
@@ -422,7 +418,7 @@ def sample_tracks(scene: KubricScene, rng: np.random.Generator, tracks_to_sample
             picked = picked[np.argsort(picked[:, 0], kind="stable")]
         chosen.append(picked)
     pix = np.concatenate(chosen) if chosen else np.zeros((0, 3), np.int64)
-    tracks, occluded = track_pixels(scene, pix, window)
+    tracks, occluded = track_pixels(scene, pix)
     return SampledTracks(
         query_points=(pix + np.array([0.0, 0.5, 0.5])).astype(np.float32),
         tracks=tracks.astype(np.float32),

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Union
 
 import google_crc32c
@@ -37,10 +35,6 @@ FeatureValue = Union[list, np.ndarray]
 
 _MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")
-
-
-class TFRecordError(ValueError):
-    """A TFRecord file or one of its records cannot be read; the message names the file and the record."""
 
 
 class ExampleDecodeError(ValueError):
@@ -71,7 +65,7 @@ class Record:
         return f"{self.path}: record {self.index} (byte offset {self.offset})"
 
 
-def iter_records(path: str | os.PathLike, *, check_crc: bool = True) -> Iterator[Record]:
+def iter_records(path: str | os.PathLike) -> Iterator[Record]:
     """Yield the records of a TFRecord file in order, checking both CRCs of each.
 
     A record whose data CRC does not match is yielded with ``data=None`` and an ``error``, and reading goes on
@@ -90,7 +84,7 @@ def iter_records(path: str | os.PathLike, *, check_crc: bool = True) -> Iterator
                 yield Record(path, index, offset, None, f"truncated record header ({len(header)} of 12 bytes)")
                 return
             length, length_crc = _HEADER.unpack(header)
-            if check_crc and masked_crc32c(header[:8]) != length_crc:
+            if masked_crc32c(header[:8]) != length_crc:
                 yield Record(path, index, offset, None, "length CRC mismatch: the length field is damaged, "
                              "so this record and all after it in the file are unreadable")
                 return
@@ -101,7 +95,7 @@ def iter_records(path: str | os.PathLike, *, check_crc: bool = True) -> Iterator
                              f"the file ends after {len(body)}")
                 return
             data, (data_crc,) = body[:length], struct.unpack("<I", body[length:])
-            if check_crc and masked_crc32c(data) != data_crc:
+            if masked_crc32c(data) != data_crc:
                 yield Record(path, index, offset, None, "data CRC mismatch: the record is corrupt")
             else:
                 yield Record(path, index, offset, data)
@@ -127,16 +121,11 @@ def frame_record(payload: bytes) -> bytes:
 
 def write_records(path: str | os.PathLike, payloads: Iterable[bytes]) -> None:
     """Write a TFRecord file atomically (a temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for payload in payloads:
-                f.write(frame_record(payload))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from chrono.data.shards import atomic_path  # h5py is not needed to read records
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for payload in payloads:
+            f.write(frame_record(payload))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -123,10 +123,11 @@ def test_scene_with_a_missing_field_is_skipped(tmp_path):
 def test_command_line_in_parallel(kubric_build, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "chrono.data.kubric", f"src={kubric_build.parents[2]}", f"out={out}", "workers=2",
-           "progress=false"]
+           "progress=false", "tracks_per_scene=64"]
     run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "this run: 2 files, 3 scenes" in run.stdout and "skipped records: 0" in run.stdout
+    assert read_index(out / "train")["tracks_per_scene"] == 64  # the option reaches ConvertOptions
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # Hydra leaves no run folder behind
     help_text = subprocess.run([sys.executable, "-m", "chrono.data.kubric", "--help"], capture_output=True,
                                text=True, timeout=60).stdout
