@@ -93,29 +93,38 @@ def read_query_csv(path: str | Path) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
+def is_grid_spec(spec: Any) -> bool:
+    """Whether ``queries=`` names a grid size n (an integer, or a string of digits) rather than a CSV file."""
+    return isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit())
+
+
 def queries_for(spec: Any, source: FrameSource, grid_frame: int = 0) -> tuple[np.ndarray, str]:
     """Queries (t, y, x) in the file's frame numbers and pixels, and a name for error messages."""
-    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+    if is_grid_spec(spec):
         return grid_queries(int(spec), grid_frame, source.original_hw), f"queries={spec} (grid on frame {grid_frame})"
     return read_query_csv(spec), str(spec)
 
 
 def to_selection(queries: np.ndarray, source: FrameSource, origin: str) -> np.ndarray:
     """File frame numbers and pixels -> (index among the tracked frames, decoded pixels); QueryError if outside."""
+    from chrono.windowed import queries_outside
+
     H, W = source.original_hw
     t = queries[:, 0]
     where = np.searchsorted(source.frame_ids, np.round(t))
     known = (where < source.num_frames) & (source.frame_ids[np.minimum(where, source.num_frames - 1)] == np.round(t))
-    inside = (queries[:, 1] >= 0) & (queries[:, 1] <= H) & (queries[:, 2] >= 0) & (queries[:, 2] <= W)
-    for i in range(len(queries)):
-        if not np.isfinite(queries[i]).all() or not inside[i]:
+    outside = queries_outside(queries, source.original_hw)
+    untracked = ~known | (t != np.round(t))
+    bad = np.flatnonzero(outside | untracked)
+    if len(bad):  # the first bad query; outside the frame takes precedence over an untracked frame
+        i = int(bad[0])
+        if outside[i]:
             raise QueryError(f"{origin}: query {i} (t={t[i]:g}, x={queries[i, 2]:g}, y={queries[i, 1]:g}) lies outside "
                              f"the frame of {source.name} ({W} x {H} pixels)")
-        if not known[i] or t[i] != np.round(t[i]):
-            f = source.frame_ids
-            kept = f"{f[0]}, {f[1]}, ..., {f[-1]}" if len(f) > 2 else ", ".join(map(str, f))
-            raise QueryError(f"{origin}: query {i} is on frame {t[i]:g}, which is not a tracked frame of "
-                             f"{source.name} (tracked: {kept})")
+        f = source.frame_ids
+        kept = f"{f[0]}, {f[1]}, ..., {f[-1]}" if len(f) > 2 else ", ".join(map(str, f))
+        raise QueryError(f"{origin}: query {i} is on frame {t[i]:g}, which is not a tracked frame of "
+                         f"{source.name} (tracked: {kept})")
     out = rescale_tyx(queries.astype(np.float32), source.original_hw, source.hw)
     out[:, 0] = where
     return out
@@ -276,7 +285,7 @@ def demo_tracker(checkpoint, device: str, say: Callable[[str], None], overrides:
 
     overrides = dict(overrides or {})
     if checkpoint is not None:
-        return chrono.load_tracker(checkpoint, device=resolve_device(device), **overrides)
+        return _tracker(checkpoint, device, overrides)
     found = newest_train_checkpoint()
     if found is not None:
         say(f"using the newest make-train checkpoint {found}")
@@ -333,7 +342,7 @@ def _main(cfg) -> None:
     from chrono.checkpoint import CheckpointError
 
     absolute = lambda p: to_absolute_path(str(p)) if p is not None else None  # noqa: E731
-    queries = cfg.queries if isinstance(cfg.queries, int) or str(cfg.queries).isdigit() else absolute(cfg.queries)
+    queries = cfg.queries if is_grid_spec(cfg.queries) else absolute(cfg.queries)
     options = dict(grid_frame=cfg.grid_frame, window=cfg.window, overlap=cfg.overlap,
                    resolution=tuple(cfg.resolution), overlay=cfg.overlay, summary=cfg.summary, trail=cfg.trail,
                    fps=cfg.fps)

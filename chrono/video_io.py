@@ -55,7 +55,12 @@ class FrameSource:
         ids = self.frame_ids[start:stop]
         frames = self._decode(ids)
         if frames.shape[1:3] != self.hw:
-            frames = np.stack([resize_image(f, self.hw) for f in frames])
+            from PIL import Image
+
+            from chrono.data.tapvid import resize_video_lanczos
+
+            # PIL's antialiased bilinear filter (uint8 stays uint8, float frames are resized per channel)
+            frames = resize_video_lanczos(frames, self.hw, resample=Image.Resampling.BILINEAR)
         return frames
 
     def _decode(self, ids: np.ndarray) -> np.ndarray:
@@ -87,7 +92,7 @@ class ArraySource(FrameSource):
         super().__init__(range(len(array)) if frame_ids is None else frame_ids, array.shape[1:3], hw)
 
     def _decode(self, ids: np.ndarray) -> np.ndarray:
-        frames = np.asarray(self.array[ids[0] : ids[-1] + 1][ids - ids[0]])
+        frames = np.asarray(self.array[ids])
         return frames.astype(np.float32) if frames.dtype.kind == "f" else frames
 
 
@@ -222,15 +227,6 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError) as err:
         raise VideoError(f"{path}: not a readable image: {err}") from err
-
-
-def resize_image(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize one frame [H, W, 3] (uint8, or float) to ``hw`` = (H, W) with PIL's antialiased bilinear filter."""
-    from PIL import Image
-
-    if frame.dtype != np.uint8:
-        return np.stack([np.asarray(Image.fromarray(c).resize(hw[::-1], Image.BILINEAR)) for c in frame.transpose(2, 0, 1)], -1)
-    return np.asarray(Image.fromarray(frame).resize(hw[::-1], Image.BILINEAR))
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

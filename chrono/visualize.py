@@ -41,6 +41,14 @@ def _disc(draw: ImageDraw.ImageDraw, xy, r: float, color, filled: bool) -> None:
         draw.ellipse(box, outline=color, width=max(1, int(round(r / 2.5))))
 
 
+def _composite(base: np.ndarray, draw_on: Callable[[ImageDraw.ImageDraw], None]) -> np.ndarray:
+    """``base`` [H, W, 3] uint8 with what ``draw_on`` draws on a transparent RGBA layer alpha-composited over it."""
+    layer = Image.new("RGBA", (base.shape[1], base.shape[0]), (0, 0, 0, 0))
+    draw_on(ImageDraw.Draw(layer))
+    out = Image.fromarray(np.ascontiguousarray(base[..., :3], dtype=np.uint8)).convert("RGBA")
+    return np.asarray(Image.alpha_composite(out, layer).convert("RGB"))
+
+
 def draw_points(
     frame: np.ndarray,
     trails: np.ndarray,
@@ -65,18 +73,18 @@ def draw_points(
     colors = point_colors(N) if colors is None else colors
     radius = marker_radius(frame.shape[:2]) if radius is None else radius
     pts = raster_to_index(np.asarray(trails, np.float64))
-    layer = Image.new("RGBA", (frame.shape[1], frame.shape[0]), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
     width = max(1, int(round(radius / 2)))
-    for k in range(K - 1):
-        alpha = int(255 * (k + 1) / K)
-        both = ~trail_occluded[:, k] & ~trail_occluded[:, k + 1]
-        for i in np.flatnonzero(both):
-            draw.line([tuple(pts[i, k]), tuple(pts[i, k + 1])], fill=(*colors[i].tolist(), alpha), width=width)
-    for i in range(N):
-        _disc(draw, pts[i, -1], radius, (*colors[i].tolist(), 255), filled=not trail_occluded[i, -1])
-    out = Image.fromarray(np.ascontiguousarray(frame[..., :3], dtype=np.uint8)).convert("RGBA")
-    return np.asarray(Image.alpha_composite(out, layer).convert("RGB"))
+
+    def draw_on(draw: ImageDraw.ImageDraw) -> None:
+        for k in range(K - 1):
+            alpha = int(255 * (k + 1) / K)
+            both = ~trail_occluded[:, k] & ~trail_occluded[:, k + 1]
+            for i in np.flatnonzero(both):
+                draw.line([tuple(pts[i, k]), tuple(pts[i, k + 1])], fill=(*colors[i].tolist(), alpha), width=width)
+        for i in range(N):
+            _disc(draw, pts[i, -1], radius, (*colors[i].tolist(), 255), filled=not trail_occluded[i, -1])
+
+    return _composite(frame, draw_on)
 
 
 def draw_trajectories(
@@ -116,20 +124,20 @@ def draw_trajectories(
     radius = marker_radius(frame.shape[:2])
     base = np.asarray(frame[..., :3], np.float32) * (1 - dim) + 128 * dim
     pts = raster_to_index(np.asarray(tracks, np.float64))
-    layer = Image.new("RGBA", (frame.shape[1], frame.shape[0]), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
     width = max(1, int(round(radius / 2)))
-    for i in range(N):
-        color = tuple(colors[i].tolist())
-        for t in range(T - 1):
-            visible = not occluded[i, t] and not occluded[i, t + 1]
-            draw.line([tuple(pts[i, t]), tuple(pts[i, t + 1])], fill=(*color, 255 if visible else 70),
-                      width=width if visible else 1)
-    if query_points is not None:
-        for i, (_, y, x) in enumerate(np.asarray(query_points, np.float64)):
-            _disc(draw, raster_to_index(np.array([x, y])), radius, (*colors[i].tolist(), 255), filled=True)
-    out = Image.fromarray(base.round().astype(np.uint8)).convert("RGBA")
-    return np.asarray(Image.alpha_composite(out, layer).convert("RGB"))
+
+    def draw_on(draw: ImageDraw.ImageDraw) -> None:
+        for i in range(N):
+            color = tuple(colors[i].tolist())
+            for t in range(T - 1):
+                visible = not occluded[i, t] and not occluded[i, t + 1]
+                draw.line([tuple(pts[i, t]), tuple(pts[i, t + 1])], fill=(*color, 255 if visible else 70),
+                          width=width if visible else 1)
+        if query_points is not None:
+            for i, (_, y, x) in enumerate(np.asarray(query_points, np.float64)):
+                _disc(draw, raster_to_index(np.array([x, y])), radius, (*colors[i].tolist(), 255), filled=True)
+
+    return _composite(base.round().astype(np.uint8), draw_on)
 
 
 def draw_summary(video, tracks: np.ndarray, occluded: np.ndarray, path: str | os.PathLike,

@@ -77,6 +77,17 @@ def plan_windows(num_frames: int, window: int | None = DEFAULT_WINDOW, overlap: 
     return [Window(s, s + window, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
 
 
+def queries_outside(query_points: np.ndarray, hw: tuple[int, int], num_frames: int | None = None) -> np.ndarray:
+    """Mask [N] of the queries (t, y, x) [N, 3] that are not finite or lie outside [0, H] x [0, W] (edges
+    inside), and, given ``num_frames``, whose rounded t is outside frames 0..num_frames-1."""
+    q = np.asarray(query_points, dtype=np.float64)
+    H, W = hw
+    bad = ~np.isfinite(q).all(1) | (q[:, 1] < 0) | (q[:, 1] > H) | (q[:, 2] < 0) | (q[:, 2] > W)
+    if num_frames is not None:
+        bad |= (np.round(q[:, 0]) < 0) | (np.round(q[:, 0]) > num_frames - 1)
+    return bad
+
+
 def check_queries(query_points: np.ndarray, num_frames: int, hw: tuple[int, int]) -> None:
     """Raise ValueError naming the first query (t, y, x) outside the video (frames 0..T-1, [0, H] x [0, W])."""
     q = np.asarray(query_points, dtype=np.float64)
@@ -85,8 +96,7 @@ def check_queries(query_points: np.ndarray, num_frames: int, hw: tuple[int, int]
     if len(q) == 0:
         raise ValueError("no query points to track")
     H, W = hw
-    bad = ~np.isfinite(q).all(1) | (np.round(q[:, 0]) < 0) | (np.round(q[:, 0]) > num_frames - 1)
-    bad |= (q[:, 1] < 0) | (q[:, 1] > H) | (q[:, 2] < 0) | (q[:, 2] > W)
+    bad = queries_outside(q, hw, num_frames)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         t, y, x = q[i]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 import time
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 import chrono
-from chrono.coords import normalised_to_pixels_xy, rescale_xy
+from chrono.coords import rescale_tyx, rescale_xy
 from chrono.windowed import track_video, windowed_features
 
 EVAL_HW = (256, 256)
@@ -35,13 +34,13 @@ EVAL_HW = (256, 256)
 def videos(frames: int, count: int):
     """(name, video uint8 [T, H, W, 3], points [N, T, 2] pixels, occluded [N, T]) of synthetic videos."""
     from chrono.data import synthetic
+    from chrono.data.tapvid import read_benchmark
 
     if frames == synthetic.BENCHMARK_DEFAULTS["num_frames"]:
-        with open(synthetic.ensure_benchmark(), "rb") as f:
-            bench = pickle.load(f)
-        for name in sorted(bench)[:count]:
-            v = bench[name]
-            yield name, v["video"], normalised_to_pixels_xy(v["points"], v["video"].shape[1:3]), v["occluded"]
+        # frames as stored (192 x 192, not resized); points float32 as the file holds them
+        bench = sorted(read_benchmark("davis", synthetic.ensure_benchmark(), resolution=None), key=lambda v: v.name)
+        for v in bench[:count]:
+            yield v.name, v.video, v.points.astype(np.float32), v.occluded
         return
     opts = {k: v for k, v in synthetic.BENCHMARK_DEFAULTS.items() if k != "num_videos"}
     opts["num_frames"] = frames
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
         queries = sample_queries_strided(occluded, points)
         q, target, gt_occ = queries.query_points.astype(np.float32), queries.target_points, queries.occluded
         target256 = rescale_xy(target, hw, EVAL_HW)
-        q256 = q * np.array([1, EVAL_HW[0] / hw[0], EVAL_HW[1] / hw[1]], np.float32)
+        q256 = rescale_tyx(q, hw, EVAL_HW)
         whole_feats = windowed_features(tracker, video, None)
         answers = {}
         for s in [None] + settings:

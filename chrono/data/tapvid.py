@@ -148,12 +148,15 @@ def _check_container(fmt: str, file: Path, kind: str) -> None:
 # ---------------------------------------------------------------------------------------------------- decoding
 
 
-def resize_video_lanczos(video: np.ndarray, hw: Sequence[int]) -> np.ndarray:
+def resize_video_lanczos(
+    video: np.ndarray, hw: Sequence[int], resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> np.ndarray:
     """Resize frames [T, H, W, C] to ``hw`` = (H', W') as ``mediapy.resize_video`` does.
 
     uint8 frames with 3 or 4 channels go through PIL's Lanczos filter directly and stay uint8; other dtypes
     (float, or uint8 with another channel count) are resized channel by channel as PIL 'F' / 'L' images,
-    keeping the input dtype, as mediapy does.
+    keeping the input dtype, as mediapy does. ``resample`` swaps in another PIL filter (chrono.video_io
+    uses bilinear); the default is the reference's Lanczos.
     """
     video = np.asarray(video)
     size = (int(hw[1]), int(hw[0]))  # PIL takes (width, height)
@@ -162,7 +165,7 @@ def resize_video_lanczos(video: np.ndarray, hw: Sequence[int]) -> np.ndarray:
         if image.ndim == 2 or (image.dtype == np.uint8 and image.shape[-1] in (3, 4)):
             if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
                 raise ValueError(f"cannot resize frames of dtype {image.dtype}: uint8 or float expected")
-            return np.array(Image.fromarray(image).resize(size, resample=Image.Resampling.LANCZOS), dtype=image.dtype)
+            return np.array(Image.fromarray(image).resize(size, resample=resample), dtype=image.dtype)
         return np.dstack([frame(channel) for channel in np.moveaxis(image, -1, 0)])
 
     return np.array([frame(image) for image in video])

@@ -60,6 +60,12 @@ def moving_clip(num_frames: int = 12, height: int = 64, width: int = 80, seed: i
 
 
 @pytest.fixture(scope="session")
+def decord():
+    """The decord module; a test that takes it is skipped where decord is missing (wheels exist for x86-64 only)."""
+    return pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
+
+
+@pytest.fixture(scope="session")
 def make_moving_clip():
     """:func:`moving_clip` (test folders are not packages: helpers reach tests through fixtures)."""
     return moving_clip

@@ -7,11 +7,8 @@ import pytest
 
 from chrono.track import newest_train_checkpoint, run_demo
 
-decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
 
-
-def test_demo_writes_the_tracked_and_the_exact_outputs(tmp_path, tiny_checkpoint):
-    pytest.importorskip("chrono.data.synthetic", reason="the synthetic clip generator (chrono.data.synthetic) is not here yet")
+def test_demo_writes_the_tracked_and_the_exact_outputs(tmp_path, tiny_checkpoint, decord):
     files = run_demo(tmp_path, checkpoint=tiny_checkpoint, queries=4, progress=False, num_frames=16, size=128)
     assert len(decord.VideoReader(str(tmp_path / "demo_input.mp4"))) == 16
     tracked = np.load(files["npz"])

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from chrono.visualize import draw_points, draw_summary, draw_trajectories, point_colors, write_overlay_video
@@ -52,10 +51,9 @@ def test_trajectories_summary(tmp_path):
     assert np.array_equal(np.asarray(Image.open(path)), draw_trajectories(frame, tracks, np.zeros((1, 3), bool)))
 
 
-def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path, make_moving_clip):
+def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path, make_moving_clip, decord):
     """Exact tracks of a moving clip drawn through the overlay code: every visible point's marker is at
     its track position (so the markers move with the content), and the mp4 read back holds those frames."""
-    decord = pytest.importorskip("decord", reason="decord wheels exist for x86-64 only")
     clip = make_moving_clip(num_frames=16, height=96, width=128, grid=5)
     tracks, occluded = clip["tracks"], clip["occluded"]
     path = write_overlay_video(tmp_path / "overlay.mp4", clip["video"], tracks, occluded, fps=8, trail=8)
