@@ -79,6 +79,6 @@ data: setup
 	$(PY) -m chrono.data.synthetic
 
 # Speed and memory on this machine (issue #8): tables on stdout, JSON under outputs/bench/. About 11 min on a quiet
-# 2-core CPU; `make bench BENCH_ARGS="--mode ci"` is the seconds-long version the tests run.
+# 2-core CPU; `make bench BENCH_ARGS="mode=ci"` is the seconds-long version the tests run (docs/performance.md).
 bench: setup
 	$(PY) -m chrono.bench $(BENCH_ARGS)

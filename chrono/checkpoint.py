@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
+from chrono.errors import ChronoError, ConfigError
 from chrono.models.tracker import AdapterConfig, ChronoTracker, TrackerConfig
 from chrono.models.vit import ViTConfig, backbone_config, dinov2_state_dict_config
 
@@ -29,7 +30,7 @@ HEAD_OVERRIDES = ("input_size", "softmax_temperature", "argmax_radius", "query_c
 ADAPTER_OVERRIDES = ("num_heads", "window")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ChronoError):
     """A checkpoint that cannot be read or does not fit; the message names the file."""
 
 
@@ -160,24 +161,25 @@ def tracker_checkpoint(tracker: ChronoTracker) -> dict:
     return {"format": SUITE_FORMAT, "tracker_config": tracker.cfg.to_dict(), "model": tracker.state_dict()}
 
 
-def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any]) -> ChronoTracker:
-    """A tracker from the Hydra ``backbone`` and ``adapter`` groups (conf/backbone, conf/adapter).
+def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any],
+                        model: Mapping[str, Any] | None = None) -> ChronoTracker:
+    """A tracker from the Hydra ``backbone``, ``adapter`` and ``model`` groups (conf/backbone, conf/adapter,
+    conf/model).
 
     ``backbone.name`` picks the preset, other ViTConfig fields override it, ``backbone.pretrained`` (a
-    DINOv2 ``*_pretrain.pth``) fills the ViT; ``backbone.freeze`` is the trainer's business. The
-    adapter group holds the adapter's fields and the head settings.
+    DINOv2 ``*_pretrain.pth``) fills the ViT; ``backbone.freeze`` is the trainer's business. ``adapter``
+    holds AdapterConfig's fields, ``model`` the head settings of TrackerConfig.
     """
     vit_fields = {k: v for k, v in backbone.items() if k not in ("name", "pretrained", "freeze", "require_pretrained")}
     try:
         vit = backbone_config(backbone["name"], **vit_fields)
     except TypeError as err:
-        raise ValueError(f"backbone config: {err} (allowed: {list(ViTConfig.__dataclass_fields__)})") from err
+        raise ConfigError(f"backbone config: {err} (allowed: {list(ViTConfig.__dataclass_fields__)})") from err
     adapter_fields = set(AdapterConfig.__dataclass_fields__)
-    tracker = build_tracker(
-        vit,
-        AdapterConfig(**{k: v for k, v in adapter.items() if k in adapter_fields}),
-        **{k: v for k, v in adapter.items() if k not in adapter_fields},
-    )
+    unknown = sorted(set(adapter) - adapter_fields)
+    if unknown:
+        raise ConfigError(f"adapter config: unknown setting(s) {unknown} (allowed: {sorted(adapter_fields)})")
+    tracker = build_tracker(vit, AdapterConfig(**adapter), **dict(model or {}))
     if backbone.get("pretrained"):
         path = Path(backbone["pretrained"])
         kind, state, _ = classify(read_checkpoint(path), path)

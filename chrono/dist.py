@@ -183,3 +183,12 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "chrono.rank_zero", lambda value: value if int(os.environ.get("RANK", 0)) == 0 else None, replace=True
     )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> this rank's CUDA device when there is one, else ``cpu``; any other name as it is."""
+    if device != "auto":
+        return device
+    import torch
+
+    return f"cuda:{info().local_rank}" if torch.cuda.is_available() else "cpu"

@@ -22,12 +22,14 @@ def huber(tracks: torch.Tensor, target: torch.Tensor, delta: float) -> torch.Ten
 def tracking_loss(
     output: Mapping[str, torch.Tensor],
     batch: Mapping[str, torch.Tensor],
-    position_weight: float = 0.05,
-    huber_delta: float = 4.0,
-    expected_dist_thresh: float = 6.0,
-    overall_weight: float = 2.0,
+    *,
+    position_weight: float,
+    huber_delta: float,
+    expected_dist_thresh: float,
+    overall_weight: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Chrono's loss.
+    """Chrono's loss. The weights are the ``loss`` node of conf/train.yaml (the reference's: 0.05, Huber
+    delta 4, expected-distance threshold 6 px, overall weight 2).
 
     Args:
       output: ``tracks`` [B, N, T, 2] (x, y) in pixels of the clip, ``occlusion`` and ``expected_dist``
@@ -36,7 +38,7 @@ def tracking_loss(
         pixels, ``occluded`` [B, N, T] bool.
       overall_weight: the reference adds its "refined" and "unrefined" outputs' losses, which for the
         refiner-free Chrono are the same tensors, so its effective loss is 2 x the sum of the terms;
-        with grad-norm clipping at 1.0 that factor changes the updates, hence the default 2.
+        with grad-norm clipping at 1.0 that factor changes the updates, hence the reference's 2.
 
     Returns:
       (loss, terms): terms ``position``, ``occlusion``, ``expected_dist`` (each unweighted by

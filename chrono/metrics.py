@@ -19,6 +19,16 @@ METRIC_NAMES = (
     + ("average_jaccard", "average_pts_within_thresh")
 )
 
+# The headline figures of every table, the one place their labels are defined:
+# (metric name, label printed in tables, name in MLflow metrics and results files).
+HEADLINE_METRICS = (
+    ("average_jaccard", "AJ", "AJ"),
+    ("average_pts_within_thresh", "<δ^x_avg", "delta_avg"),
+    ("occlusion_accuracy", "OA", "OA"),
+)
+TABLE_LABELS = {name: label for name, label, _ in HEADLINE_METRICS}  # metric name -> printed label
+RESULT_KEYS = {name: key for name, _, key in HEADLINE_METRICS}  # metric name -> MLflow / results name
+
 
 def evaluation_mask(query_frames: np.ndarray, num_frames: int, query_mode: str) -> np.ndarray:
     """Which frames count for each query: bool [..., num_frames] from integer query frames [...].

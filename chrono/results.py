@@ -1,36 +1,10 @@
-"""Result files and tables: atomic writes, JSON results, markdown and CSV tables."""
+"""Tables of results: GitHub markdown (one decimal) and CSV (full precision) from rows of dicts."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def table_markdown(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> str:
@@ -55,8 +29,3 @@ def table_csv(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None =
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """``data`` as indented JSON at ``path``, written atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,7 +1,7 @@
 """A Hydra callback that turns a multirun into one MLflow parent run and one results table.
 
 ``on_multirun_start`` opens the parent run and tells the jobs its id (environment variable and a file in the
-sweep folder, see :func:`chrono.tracking.parent_run_id`), so each job logs its own run as a child.
+sweep folder, see :func:`chrono.mlflow_runs.parent_run_id`), so each job logs its own run as a child.
 ``on_multirun_end`` reads every job's result JSON file (``result_file`` inside the job folder), builds one
 table, prints it, writes it as ``summary.md`` and ``summary.csv`` in the sweep folder and logs both (and the
 table) to the parent run.
@@ -10,7 +10,8 @@ A result file is either flat (``{"loss": 0.3, "aj": 0.5}``: one row per job) or 
 (``{"davis/first": {...}, "davis/strided": {...}}``: one row per key, the key in column ``key_column``).
 ``id_fields`` adds columns read from each job's composed config (``.hydra/config.yaml``, dotted paths);
 without it the job's overrides make one column. ``columns`` picks and renames metrics, ``percent`` lists those
-printed x 100. Used by ``conf/evaluate.yaml``; training sweeps configure it with their own result files.
+printed x 100; ``columns: headline`` is the headline metrics of :data:`chrono.metrics.TABLE_LABELS` in
+percent. Used by ``conf/evaluate.yaml``; training sweeps configure it with their own result files.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import Any, Mapping, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from chrono import tracking
-from chrono.results import table_csv, table_markdown, write_text_atomic
+from chrono import mlflow_runs
+from chrono.files import write_text_atomic
+from chrono.metrics import TABLE_LABELS
+from chrono.results import table_csv, table_markdown
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -96,13 +99,15 @@ class SweepSummary(Callback):
         result_file: str = "results.json",
         key_column: str | None = "key",
         id_fields: Mapping[str, str] | None = None,
-        columns: Mapping[str, str] | None = None,
+        columns: Mapping[str, str] | str | None = None,
         percent: Sequence[str] = (),
         sort_by: Sequence[str] = (),
         experiment: str = "chrono-sweeps",
         mlflow_enabled: bool = True,
         name: str = "summary",
     ):
+        if columns == "headline":  # the headline metrics (chrono.metrics.TABLE_LABELS) in percent, and the count
+            columns, percent = {**TABLE_LABELS, "num_videos": "videos"}, [*TABLE_LABELS, *percent]
         self.table = dict(
             result_file=result_file, key_column=key_column, id_fields=dict(id_fields or {}) or None,
             columns=dict(columns) if columns is not None else None, percent=list(percent), sort_by=list(sort_by),
@@ -110,7 +115,7 @@ class SweepSummary(Callback):
         self.experiment = experiment
         self.mlflow_enabled = mlflow_enabled
         self.name = name
-        self.run: tracking.MlflowRun | None = None
+        self.run: mlflow_runs.MlflowRun | None = None
         self._on_exit = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -122,12 +127,12 @@ class SweepSummary(Callback):
         atexit.register(self._on_exit)
         if not self.mlflow_enabled:
             return
-        self.run = tracking.start_run(
+        self.run = mlflow_runs.start_run(
             self.experiment, run_name=f"sweep {sweep_dir.name}", tags={"sweep_dir": str(sweep_dir.resolve())}
         )
         self.run.log_params({"overrides": " ".join(config.hydra.overrides.task)})
-        os.environ[tracking.PARENT_RUN_ENV] = self.run.run_id
-        write_text_atomic(sweep_dir / tracking.PARENT_RUN_FILE, self.run.run_id + "\n")
+        os.environ[mlflow_runs.PARENT_RUN_ENV] = self.run.run_id
+        write_text_atomic(sweep_dir / mlflow_runs.PARENT_RUN_FILE, self.run.run_id + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._on_exit is not None:
@@ -153,4 +158,4 @@ class SweepSummary(Callback):
             self.run.end(status)
             print(f"MLflow parent run {self.run.run_id} (experiment {self.experiment})")
             self.run = None
-            os.environ.pop(tracking.PARENT_RUN_ENV, None)
+            os.environ.pop(mlflow_runs.PARENT_RUN_ENV, None)

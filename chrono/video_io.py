@@ -22,12 +22,13 @@ from typing import Sequence
 
 import numpy as np
 
-from chrono.data.shards import atomic_path
+from chrono.errors import ChronoError
+from chrono.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class VideoError(ValueError):
+class VideoError(ChronoError):
     """A video that cannot be read or is empty; the message names the input."""
 
 
@@ -57,7 +58,7 @@ class FrameSource:
         if frames.shape[1:3] != self.hw:
             from PIL import Image
 
-            from chrono.data.tapvid import resize_video_lanczos
+            from chrono.eval.tapvid import resize_video_lanczos
 
             # PIL's antialiased bilinear filter (uint8 stays uint8, float frames are resized per channel)
             frames = resize_video_lanczos(frames, self.hw, resample=Image.Resampling.BILINEAR)

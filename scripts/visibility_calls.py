@@ -4,7 +4,7 @@ On the first ``--videos`` videos of the synthetic benchmark (strided queries, 25
 scores them), for the visible target points: the share within 6 px and within 24 px of the truth, the mean
 sigmoid of the occlusion and expected-distance logits; then AJ under the reference rule (occluded where
 1 - (1 - p_occ)(1 - p_far) > 0.5), under the occlusion logit alone (p_occ > 0.5), and with every point called
-visible, beside the zero-motion baseline. This is how the README's 6 px trial of `cpu_synthetic` was read:
+visible, beside the zero-motion baseline. This is how docs/training.md's 6 px trial of `cpu_synthetic` was read:
 
     python -m chrono.train experiment=cpu_synthetic name=thresh6 loss.expected_dist_thresh=6 steps=6000 \\
         stop_after=1000
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 import chrono
-from chrono.baselines import ZeroMotionTracker
-from chrono.data.synthetic import ensure_benchmark
-from chrono.data.tapvid import decode_entry, iter_entries, sample_queries
+from chrono.eval.baselines import ZeroMotionTracker
+from chrono.data.synthetic.store import ensure_benchmark
+from chrono.eval.tapvid import decode_entry, iter_entries, sample_queries
 from chrono.metrics import compute_tapvid_metrics
 from chrono.models.head import occluded_from_logits
 

@@ -1,4 +1,4 @@
-"""How far windowed tracking (chrono/windowed.py) is from whole-clip tracking, on synthetic videos.
+"""How far windowed tracking (chrono/inference/windowed.py) is from whole-clip tracking, on synthetic videos.
 
 For each video the tracker runs once on the whole clip and once per (window, overlap) setting; the
 script prints, per setting: the feature difference (1 - cosine of windowed vs whole-clip features,
@@ -9,7 +9,7 @@ queries, metrics at 256 x 256) with its difference.
     python scripts/windowing_accuracy.py --checkpoint PATH [--input-size 448] [--frames 24] \\
         [--videos 20] [--settings 8:4,12:6,16:8] [--json out.json]
 
-``--frames 24`` uses the suite's synthetic benchmark (chrono.data.synthetic.ensure_benchmark; 24 frames
+``--frames 24`` uses the suite's synthetic benchmark (chrono.data.synthetic.store.ensure_benchmark; 24 frames
 per video); another number generates benchmark-seeded clips of that length. No checkpoint: a random
 tiny tracker (say so when you quote the figures).
 """
@@ -26,7 +26,7 @@ import torch
 
 import chrono
 from chrono.coords import rescale_tyx, rescale_xy
-from chrono.windowed import track_video, windowed_features
+from chrono.inference.windowed import track_video, windowed_features
 
 EVAL_HW = (256, 256)
 
@@ -34,11 +34,12 @@ EVAL_HW = (256, 256)
 def videos(frames: int, count: int):
     """(name, video uint8 [T, H, W, 3], points [N, T, 2] pixels, occluded [N, T]) of synthetic videos."""
     from chrono.data import synthetic
-    from chrono.data.tapvid import read_benchmark
+    from chrono.data.synthetic import store
+    from chrono.eval.tapvid import read_benchmark
 
     if frames == synthetic.BENCHMARK_DEFAULTS["num_frames"]:
         # frames as stored (192 x 192, not resized); points float32 as the file holds them
-        bench = sorted(read_benchmark("davis", synthetic.ensure_benchmark(), resolution=None), key=lambda v: v.name)
+        bench = sorted(read_benchmark("davis", store.ensure_benchmark(), resolution=None), key=lambda v: v.name)
         for v in bench[:count]:
             yield v.name, v.video, v.points.astype(np.float32), v.occluded
         return
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--settings", default="8:4,12:6,16:8", help="window:overlap,...")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    from chrono.data.tapvid import sample_queries_strided
+    from chrono.eval.tapvid import sample_queries_strided
     from chrono.metrics import compute_tapvid_metrics
 
     overrides = {"input_size": args.input_size} if args.input_size else {}

@@ -36,41 +36,45 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from chrono.coords import crop_tyx
 from chrono.data.augment import augment_video_colour, crop_resize_video, crop_tracks, sample_crop_box
-from chrono.data.shards import ShardError, ShardReader, data_root, ensure_train_shards, list_clips, resolve_path
+from chrono.data.shards import ShardError, ShardReader, list_clips
+from chrono.data.synthetic.store import ensure_train_shards
+from chrono.errors import ConfigError
+from chrono.files import data_root, resolve_path
 
 
 @dataclasses.dataclass(frozen=True)
 class LoaderOptions:
-    """The ``dataset`` config node (conf/dataset/*.yaml), validated."""
+    """The ``dataset`` config node, validated. Its values live in conf/dataset/*.yaml only (this class has
+    no defaults): compose them with Hydra (``chrono.cli.compose("train", ["dataset=kubric"]).dataset``)."""
 
-    name: str = "synthetic"
-    root: str | None = None  # shard folder; None = the default synthetic set (generated on first use)
-    generate: Mapping[str, Any] | None = None  # for root None: num_clips, seed, options of the synthetic set
-    num_frames: int = 24  # T
-    size: int | Sequence[int] = 256  # S, or [H, W]
-    num_tracks: int = 256  # N
-    batch_size: int = 1
-    num_workers: int = 2
-    random_crop: bool = True
-    crop_area: Sequence[float] = (0.3, 1.0)
-    crop_aspect: Sequence[float] = (0.5, 2.0)
-    crop_attempts: int = 20
-    color_jitter_prob: float = 0.8
-    grayscale_prob: float = 0.2
-    query_frame: str = "random"  # random | stored
-    shuffle: bool = True
-    epochs: int | None = None  # None = endless stream
-    pin_memory: bool = False
-    prefetch_factor: int = 2
+    name: str
+    root: str | None  # shard folder; None = the synthetic set described by ``generate`` (made on first use)
+    generate: Mapping[str, Any] | None  # for root None: dir, num_clips, seed, options of the synthetic set
+    num_frames: int  # T
+    size: int | Sequence[int]  # S, or [H, W]
+    num_tracks: int  # N
+    batch_size: int
+    num_workers: int
+    random_crop: bool
+    crop_area: Sequence[float]
+    crop_aspect: Sequence[float]
+    crop_attempts: int
+    color_jitter_prob: float
+    grayscale_prob: float
+    query_frame: str  # random | stored
+    shuffle: bool
+    epochs: int | None  # None = endless stream
+    pin_memory: bool
+    prefetch_factor: int
 
     def __post_init__(self):
         if self.query_frame not in ("random", "stored"):
-            raise ValueError(f"dataset.query_frame must be 'random' or 'stored', got {self.query_frame!r}")
+            raise ConfigError(f"dataset.query_frame must be 'random' or 'stored', got {self.query_frame!r}")
         for k in ("num_frames", "num_tracks", "batch_size"):
             if int(getattr(self, k)) < 1:
-                raise ValueError(f"dataset.{k} must be >= 1, got {getattr(self, k)}")
+                raise ConfigError(f"dataset.{k} must be >= 1, got {getattr(self, k)}")
         if self.num_workers < 0:
-            raise ValueError(f"dataset.num_workers must be >= 0, got {self.num_workers}")
+            raise ConfigError(f"dataset.num_workers must be >= 0, got {self.num_workers}")
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -81,9 +85,7 @@ class LoaderOptions:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "LoaderOptions":
-        """From an OmegaConf node or a mapping; an unknown key raises a TypeError naming it."""
-        if cfg is None:
-            return cls()
+        """From an OmegaConf node or a mapping; an unknown or missing key raises a ConfigError naming it."""
         try:
             from omegaconf import DictConfig, OmegaConf
 
@@ -95,7 +97,10 @@ class LoaderOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(cfg) - known)
         if unknown:
-            raise TypeError(f"unknown dataset option(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown dataset option(s) {unknown}; known: {sorted(known)}")
+        missing = sorted(known - set(cfg))
+        if missing:
+            raise ConfigError(f"dataset config lacks {missing} (conf/dataset/*.yaml holds every dataset option)")
         for k in ("size", "crop_area", "crop_aspect"):
             if isinstance(cfg.get(k), list):
                 cfg[k] = tuple(cfg[k])

@@ -21,15 +21,16 @@ file and the clip in every error (:class:`ShardError`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
+
+from chrono.errors import ChronoError
+from chrono.files import make_temp, write_json_atomic
 
 FORMAT = "chrono-clips"
 INDEX_FORMAT = "chrono-clips-index"
@@ -43,88 +44,8 @@ CONVENTIONS = (
 REQUIRED = ("video", "tracks", "occluded")
 
 
-class ShardError(ValueError):
+class ShardError(ChronoError):
     """A shard or index that cannot be read as Chrono clips; the message names the file (and clip)."""
-
-
-def repo_root() -> Path:
-    """The checkout this package lives in (``chrono/`` is directly under it)."""
-    return Path(__file__).resolve().parents[2]
-
-
-def data_root() -> Path:
-    """Where generated data lives: ``$CHRONO_DATA_DIR`` if set, else ``<repo>/data``."""
-    env = os.environ.get("CHRONO_DATA_DIR")
-    return Path(env).expanduser() if env else repo_root() / "data"
-
-
-def resolve_path(path: str | os.PathLike) -> Path:
-    """A user path: absolute as is; relative to the working directory if it exists there, else to the repo."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return repo_root() / p
-
-
-# --------------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_temp(folder: Path, name: str, directory: bool = False) -> Path:
-    """A fresh hidden temporary file (or folder) for ``name`` in ``folder``, with the usual permissions
-    (mkstemp would make it private to the user)."""
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
-        tmp.chmod(0o777 & ~_umask())
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp)
-        tmp.chmod(0o666 & ~_umask())
-    return tmp
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it is renamed onto ``path``, else removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp(path.parent, path.name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1) + "\n")
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing): one generator at a time per folder."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX (Windows): no lock, generation is still atomic
-        yield
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,7 +220,7 @@ def update_index(root: str | os.PathLike, entries: Sequence[Mapping], source: st
     if source is not None:
         index["source"] = source
     index.update(attrs)
-    write_json_atomic(path, index)
+    write_json_atomic(path, index, indent=1)
     return index
 
 
@@ -432,26 +353,3 @@ class ShardReader:
     def __iter__(self) -> Iterator[tuple[str, dict]]:
         for name in self.names:
             yield name, self.read(name)
-
-
-# --------------------------------------------------------------------------------------------------
-# The default synthetic training set
-
-
-def default_train_root() -> Path:
-    """``<data root>/synthetic/train``: where :func:`ensure_train_shards` puts the default training set."""
-    return data_root() / "synthetic" / "train"
-
-
-def ensure_train_shards(root: str | os.PathLike | None = None, num_clips: int = 1000, seed: int = 0, **kwargs) -> Path:
-    """The folder of synthetic training shards, generated on first use and reused afterwards.
-
-    ``root`` defaults to ``<repo>/data/synthetic/train``. If the folder already holds an index made with
-    other generation settings, a ShardError says so (delete the folder or pick another root). Extra
-    keyword arguments go to :func:`chrono.data.synthetic.write_train_shards` (clips_per_shard, workers,
-    compression, and clip options such as num_tracks, height, width, num_frames).
-    """
-    from chrono.data.synthetic import write_train_shards
-
-    return write_train_shards(root if root is not None else default_train_root(), num_clips=num_clips, seed=seed,
-                              exist_ok=True, **kwargs)

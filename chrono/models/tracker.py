@@ -143,7 +143,7 @@ class ChronoTracker(nn.Module):
           features: [B, T, g, g, C] from :meth:`extract_features`.
           query_points: [B, N, 3] (t, y, x) in pixels of a video of size ``video_hw`` = (H, W).
           query_features: optional [B, N, C] features of the queries, sampled elsewhere (windowed
-            tracking, chrono/windowed.py); by default they are sampled from ``features`` at ``query_points``.
+            tracking, chrono/inference/windowed.py); by default they are sampled from ``features`` at ``query_points``.
 
         Returns:
           dict of ``tracks`` [B, N, T, 2] (x, y) video pixels, ``occlusion`` and ``expected_dist``
@@ -198,14 +198,3 @@ class ChronoTracker(nn.Module):
         out = self.forward(model_input(video, device, resolution), query_points)
         tracks = rescale_xy(out["tracks"], resolution, (H, W))
         return {"tracks": tracks, "occluded": head.occluded_from_logits(out["occlusion"], out["expected_dist"])}
-
-    def track_video(self, video, query_points, **options) -> dict:
-        """Track one video of any length in bounded memory (features over overlapping windows of frames).
-
-        See :func:`chrono.windowed.track_video` for the arguments; ``video`` [T, H, W, 3] or a frame
-        source, ``query_points`` [N, 3] (t, y, x) in its pixels; returns numpy ``tracks`` [N, T, 2] (x, y)
-        and ``occluded`` [N, T].
-        """
-        from chrono.windowed import track_video
-
-        return track_video(self, video, query_points, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from torch.utils.data import DataLoader
 
 from chrono.data import loader as L
 from chrono.data.shards import ShardError
-from chrono.data.synthetic import write_train_shards
+from chrono.errors import ConfigError
+from chrono.data.synthetic.store import write_train_shards
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = dict(height=48, width=64, num_frames=8, num_tracks=64, num_objects=3)
@@ -23,10 +25,25 @@ def shard_root(tmp_path_factory):
     return write_train_shards(root, num_clips=6, seed=3, clips_per_shard=4, workers=1, **CLIP)
 
 
+@functools.lru_cache(maxsize=None)
+def _yaml_dataset() -> dict:
+    """conf/dataset/synthetic.yaml as training composes it (the loader has no defaults of its own)."""
+    from omegaconf import OmegaConf
+
+    from chrono.cli import compose
+
+    return OmegaConf.to_container(compose("train", ["dataset=synthetic"]).dataset, resolve=True)
+
+
 def _cfg(root, **kw):
-    cfg = dict(root=str(root), num_frames=6, size=32, num_tracks=24, batch_size=2, num_workers=0, epochs=1)
+    cfg = dict(_yaml_dataset(), root=str(root), num_frames=6, size=32, num_tracks=24, batch_size=2, num_workers=0,
+               epochs=1)
     cfg.update(kw)
     return cfg
+
+
+def _options(**kw) -> L.LoaderOptions:
+    return L.LoaderOptions.from_config({**_yaml_dataset(), **kw})
 
 
 def test_batches_have_the_contract_shapes_and_ranges(shard_root):
@@ -103,7 +120,7 @@ class _Indices(L.ClipStream):
 @pytest.mark.parametrize("num_clips,world_size,workers,batch", [(24, 2, 2, 3), (10, 2, 2, 2), (7, 1, 0, 1)])
 def test_ranks_and_workers_cover_every_clip_once(num_clips, world_size, workers, batch):
     clips = [(Path(f"s{i // 4}.h5"), f"c{i}") for i in range(num_clips)]
-    opts = L.LoaderOptions(root="unused", batch_size=batch, num_workers=workers, epochs=1)
+    opts = _options(root="unused", batch_size=batch, num_workers=workers, epochs=1)
     seen, draws, per_rank = [], [], []
     for rank in range(world_size):
         ds = _Indices(clips, opts, rank=rank, world_size=world_size, seed=1)
@@ -144,16 +161,18 @@ def test_config_files_compose_and_unknown_keys_fail(tmp_path):
             cfg = compose(config_name=None, overrides=[f"+dataset={name}"])
             opts = L.LoaderOptions.from_config(cfg.dataset)
             assert opts.num_frames == 24 and opts.out_hw == (256, 256) and opts.num_tracks == 256
-    with pytest.raises(TypeError, match="unknown dataset option.*num_track"):
-        L.LoaderOptions.from_config({"num_track": 3})
+    with pytest.raises(ConfigError, match="unknown dataset option.*num_track"):
+        L.LoaderOptions.from_config({**_yaml_dataset(), "num_track": 3})
+    with pytest.raises(ConfigError, match="dataset config lacks .*num_tracks"):
+        L.LoaderOptions.from_config({k: v for k, v in _yaml_dataset().items() if k != "num_tracks"})
     with pytest.raises(ShardError, match="no index.json"):
-        L.build_train_loader({"root": str(tmp_path)})
+        L.build_train_loader(_cfg(tmp_path))
 
 
 @pytest.mark.parametrize("workers,start", [(2, 5), (0, 3), (2, 8)])
 def test_start_batch_resumes_the_exact_stream(workers, start):
     clips = [(Path("s.h5"), f"c{i}") for i in range(8)]
-    opts = L.LoaderOptions(root="unused", batch_size=2, num_workers=workers, epochs=2)
+    opts = _options(root="unused", batch_size=2, num_workers=workers, epochs=2)
 
     def run(start_batch):
         ds = _Indices(clips, opts, rank=1, world_size=2, seed=4, start_batch=start_batch)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from chrono.data import shards
+from chrono.data.synthetic import store
 from chrono.data.shards import ShardError, ShardReader, ShardWriter
 
 
@@ -139,14 +140,14 @@ def test_index_errors_and_rebuild(tmp_path, shard):
 
 def test_ensure_train_shards_generates_once_and_reuses(tmp_path):
     opts = dict(height=32, width=40, num_frames=4, num_tracks=16, num_objects=2)
-    root = shards.ensure_train_shards(tmp_path / "train", num_clips=3, seed=1, clips_per_shard=2, workers=1, **opts)
+    root = store.ensure_train_shards(tmp_path / "train", num_clips=3, seed=1, clips_per_shard=2, workers=1, **opts)
     index = shards.read_index(root)
     assert index["num_clips"] == 3 and len(index["shards"]) == 2 and index["source"] == "synthetic"
     first = (root / "train-00000.h5").stat().st_mtime_ns
-    again = shards.ensure_train_shards(tmp_path / "train", num_clips=3, seed=1, clips_per_shard=2, workers=1, **opts)
+    again = store.ensure_train_shards(tmp_path / "train", num_clips=3, seed=1, clips_per_shard=2, workers=1, **opts)
     assert again == root and (root / "train-00000.h5").stat().st_mtime_ns == first
     with pytest.raises(ShardError, match="already holds a training set"):
-        shards.ensure_train_shards(tmp_path / "train", num_clips=4, seed=1, workers=1, **opts)
+        store.ensure_train_shards(tmp_path / "train", num_clips=4, seed=1, workers=1, **opts)
     # The stored clip is the generator's clip with that seed.
     from chrono.data.synthetic import generate_clip, train_seed
 
@@ -164,13 +165,13 @@ def test_concurrent_callers_generate_once(tmp_path, monkeypatch):
     from chrono.data import synthetic
 
     calls = []
-    real = synthetic._write_shard_task
-    monkeypatch.setattr(synthetic, "_write_shard_task", lambda task: calls.append(task[1]) or real(task))
+    real = store._write_shard_task
+    monkeypatch.setattr(store, "_write_shard_task", lambda task: calls.append(task[1]) or real(task))
     opts = dict(height=24, width=24, num_frames=3, num_tracks=8, num_objects=1)
     results = []
 
     def call():
-        results.append(shards.ensure_train_shards(tmp_path / "t", num_clips=2, seed=0, workers=1, **opts))
+        results.append(store.ensure_train_shards(tmp_path / "t", num_clips=2, seed=0, workers=1, **opts))
 
     threads = [threading.Thread(target=call) for _ in range(3)]
     for t in threads:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from chrono.data import synthetic
+from chrono.data.synthetic import store
 from chrono.data.synthetic import generate_clip
 
 SMALL = dict(height=96, width=128, num_frames=10, num_tracks=300)
@@ -100,7 +101,7 @@ def test_seeds_of_training_and_benchmark_are_disjoint():
 
 
 def test_benchmark_is_a_tapvid_davis_pickle(tmp_path, fixtures_dir):
-    path = synthetic.write_benchmark(tmp_path / "bench.pkl", num_videos=2, height=48, width=64, num_frames=6,
+    path = store.write_benchmark(tmp_path / "bench.pkl", num_videos=2, height=48, width=64, num_frames=6,
                                      num_tracks=16)
     with open(path, "rb") as f:
         data = pickle.load(f)
@@ -124,8 +125,8 @@ def test_benchmark_is_a_tapvid_davis_pickle(tmp_path, fixtures_dir):
 
 def test_ensure_benchmark_uses_the_data_dir_and_reuses_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("CHRONO_DATA_DIR", str(tmp_path))
-    path = synthetic.ensure_benchmark(num_videos=1, height=32, width=32, num_frames=4, num_tracks=8)
+    path = store.ensure_benchmark(num_videos=1, height=32, width=32, num_frames=4, num_tracks=8)
     assert path == tmp_path / "synthetic" / "tapvid_synthetic.pkl" and path.is_file()
     stamp = path.stat().st_mtime_ns
-    assert synthetic.ensure_benchmark() == path and path.stat().st_mtime_ns == stamp
+    assert store.ensure_benchmark() == path and path.stat().st_mtime_ns == stamp
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []

@@ -111,8 +111,8 @@ def test_torchrun_counts_each_video_once(run_command, tapvid_dir, expected, tmp_
         f"results_file={results}", "mlflow.enabled=false", f"hydra.run.dir={tmp_path / 'run'}",
     )
     _assert_means(json.loads(results.read_text())["kinetics/strided"], expected["expected"]["kinetics/strided"]["mean"], 3)
-    assert "rank 0] video 0 " in proc.stderr and "rank 1] video 1 " in proc.stderr
-    assert "rank 0] video 2 " in proc.stderr
+    assert "rank 0] video 1 (#0) " in proc.stderr and "rank 1] video 1 (#1) " in proc.stderr
+    assert "rank 0] video 2 (#2) " in proc.stderr
     with open(tmp_path / "run" / "kinetics_strided_videos.csv") as f:
         assert [int(r["index"]) for r in csv.DictReader(f)] == [0, 1, 2]
     assert proc.stdout.count("| zero_motion | kinetics/strided") == 1  # rank 0 alone reports
@@ -123,7 +123,7 @@ def test_chrono_tracker_through_the_command(evaluate, tapvid_dir, fixtures_dir, 
     import torch
 
     import chrono
-    from chrono.data.tapvid import iter_entries, decode_entry, sample_queries
+    from chrono.eval.tapvid import iter_entries, decode_entry, sample_queries
     from chrono.metrics import compute_tapvid_metrics
 
     checkpoint = fixtures_dir / "chrono_official_tiny" / "model.ckpt"
@@ -149,17 +149,20 @@ def test_chrono_tracker_through_the_command(evaluate, tapvid_dir, fixtures_dir, 
 
 
 def test_clear_errors_for_missing_paths_and_checkpoints(tmp_path):
-    from chrono.evaluate import benchmark_path, build_tracker
+    from chrono.checkpoint import CheckpointError
+    from chrono.errors import ConfigError
+    from chrono.eval.benchmark import benchmark_path
+    from chrono.eval.trackers import make_tracker
 
-    with pytest.raises(ValueError, match="benchmark=davis has no path: give benchmark.path="):
+    with pytest.raises(ConfigError, match="benchmark=davis has no path: give benchmark.path="):
         benchmark_path({"name": "davis", "path": None})
     assert benchmark_path({"name": "davis", "path": "x.pkl"}, lambda p: f"/abs/{p}") == Path("/abs/x.pkl")
-    with pytest.raises(ValueError, match="tracker=chrono needs a checkpoint"):
-        build_tracker({"name": "chrono"}, None, "cpu")
-    with pytest.raises(FileNotFoundError, match="none.ckpt: no such checkpoint"):
-        build_tracker({"name": "chrono"}, str(tmp_path / "none.ckpt"), "cpu")
-    with pytest.raises(ValueError, match="unknown tracker 'cotracker'"):
-        build_tracker({"name": "cotracker"}, None, "cpu")
+    with pytest.raises(ConfigError, match="tracker=chrono needs a checkpoint"):
+        make_tracker({"name": "chrono"}, None, "cpu")
+    with pytest.raises(CheckpointError, match="none.ckpt: no such checkpoint"):
+        make_tracker({"name": "chrono"}, str(tmp_path / "none.ckpt"), "cpu")
+    with pytest.raises(ConfigError, match="tracker=cotracker: unknown tracker"):
+        make_tracker({"name": "cotracker"}, None, "cpu")
 
 
 def test_sweep_with_a_failing_job_still_writes_its_table(evaluate, tapvid_dir, tmp_path, mlflow_uri):

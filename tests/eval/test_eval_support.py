@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from chrono import dist, tracking
-from chrono.results import table_csv, table_markdown, write_json_atomic
+from chrono import dist, mlflow_runs
+from chrono.files import write_json_atomic
+from chrono.results import table_csv, table_markdown
 from chrono.sweep import collect_rows
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -44,28 +45,28 @@ def test_run_key_is_shared_by_torchrun_ranks(monkeypatch):
 
 def test_tracking_uri_and_parent_run(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.tracking_uri() == f"sqlite:///{tracking.project_root() / 'outputs' / 'mlflow.db'}"
-    assert tracking.artifact_location() == (tracking.project_root() / "outputs" / "mlartifacts").as_uri()
+    assert mlflow_runs.tracking_uri() == f"sqlite:///{mlflow_runs.project_root() / 'outputs' / 'mlflow.db'}"
+    assert mlflow_runs.artifact_location() == (mlflow_runs.project_root() / "outputs" / "mlartifacts").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store.db'}")
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'store.db'}"
-    assert tracking.artifact_location() == (tmp_path / "mlartifacts").as_uri()  # beside the store, not ./mlruns
+    assert mlflow_runs.tracking_uri() == f"sqlite:///{tmp_path / 'store.db'}"
+    assert mlflow_runs.artifact_location() == (tmp_path / "mlartifacts").as_uri()  # beside the store, not ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert tracking.artifact_location() is None
-    monkeypatch.delenv(tracking.PARENT_RUN_ENV, raising=False)
-    assert tracking.parent_run_id(tmp_path) is None
-    (tmp_path / tracking.PARENT_RUN_FILE).write_text("from-file\n")
-    assert tracking.parent_run_id(tmp_path) == "from-file"
-    monkeypatch.setenv(tracking.PARENT_RUN_ENV, "from-env")
-    assert tracking.parent_run_id(tmp_path) == "from-env"
+    assert mlflow_runs.artifact_location() is None
+    monkeypatch.delenv(mlflow_runs.PARENT_RUN_ENV, raising=False)
+    assert mlflow_runs.parent_run_id(tmp_path) is None
+    (tmp_path / mlflow_runs.PARENT_RUN_FILE).write_text("from-file\n")
+    assert mlflow_runs.parent_run_id(tmp_path) == "from-file"
+    monkeypatch.setenv(mlflow_runs.PARENT_RUN_ENV, "from-env")
+    assert mlflow_runs.parent_run_id(tmp_path) == "from-env"
 
 
 def test_flatten_config_resolves_and_skips_hydra():
     cfg = OmegaConf.create({"a": {"b": 1, "c": "${a.b}"}, "l": [1, 2], "hydra": {"x": 1}, "n": None})
-    assert tracking.flatten_config(cfg) == {"a.b": "1", "a.c": "1", "l": "[1, 2]", "n": "None"}
+    assert mlflow_runs.flatten_config(cfg) == {"a.b": "1", "a.c": "1", "l": "[1, 2]", "n": "None"}
 
 
 def test_git_commit_of_the_checkout():
-    commit = tracking.git_commit()
+    commit = mlflow_runs.git_commit()
     assert commit is None or len(commit.split("-")[0]) == 40
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chrono.data.pickle_stream import iter_pickle_items
-from chrono.data.tapvid import (
+from chrono.eval.pickle_stream import iter_pickle_items
+from chrono.eval.tapvid import (
     TapVidFormatError,
     decode_entry,
     iter_entries,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chrono.data import tfds_features
-from chrono.data.tfrecord import iter_records, parse_example
+from chrono.kubric import tfds as tfds_features
+from chrono.kubric.tfrecord import iter_records, parse_example
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from chrono.data import kubric_bench, tfds_features
-from chrono.data.kubric import ConvertOptions, convert
+from chrono.kubric import fake_build, tfds as tfds_features
+from chrono.kubric.convert import ConvertOptions, convert
 from chrono.data.shards import ShardReader, list_clips, read_index
-from chrono.data.tfrecord import iter_records
+from chrono.kubric.tfrecord import iter_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -103,12 +103,12 @@ def test_corrupt_and_truncated_records_are_reported_and_skipped(kubric_build, tm
 
 
 def test_scene_with_a_missing_field_is_skipped(tmp_path):
-    spec = tfds_features.parse_spec(kubric_bench.features_json(8, 32, 32))
-    good, _ = kubric_bench.synthetic_scene(32, 32, 8, seed=0, name="good")
-    bad, _ = kubric_bench.synthetic_scene(32, 32, 8, seed=1, name="bad")
+    spec = tfds_features.parse_spec(fake_build.features_json(8, 32, 32))
+    good, _ = fake_build.synthetic_scene(32, 32, 8, seed=0, name="good")
+    bad, _ = fake_build.synthetic_scene(32, 32, 8, seed=1, name="bad")
     del bad["normal"]
-    build = kubric_bench.write_build(tmp_path / "build", {"train": [[kubric_bench.encode_scene(bad, spec),
-                                                                     kubric_bench.encode_scene(good, spec)]]},
+    build = fake_build.write_build(tmp_path / "build", {"train": [[fake_build.encode_scene(bad, spec),
+                                                                     fake_build.encode_scene(good, spec)]]},
                                      8, 32, 32)
     summary = convert(build, tmp_path / "out", workers=1, progress=False,
                       options=ConvertOptions(tracks_per_scene=64))
@@ -131,13 +131,15 @@ def test_command_line_in_parallel(kubric_build, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # Hydra leaves no run folder behind
     help_text = subprocess.run([sys.executable, "-m", "chrono.data.kubric", "--help"], capture_output=True,
                                text=True, timeout=60).stdout
-    assert "Hydra command" in help_text and "tracks_per_scene" in help_text
+    assert "A Hydra command" in help_text and "tracks_per_scene" in help_text
     missing = subprocess.run([sys.executable, "-m", "chrono.data.kubric", f"src={kubric_build}"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "out=<dir>" in missing.stderr
 
 
 def test_benchmark_runs(capsys):
-    kubric_bench.main(["--size", "32", "--frames", "8", "--tracks", "64", "--repeats", "1"])
+    from chrono import bench
+
+    bench.main(["suite=kubric", "kubric.size=32", "kubric.frames=8", "kubric.tracks=64", "kubric.repeats=1"])
     out = capsys.readouterr().out
     assert "per scene" in out and "decode PNGs" in out

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chrono.data import tfds_features
-from chrono.data.tfds_features import (FeatureError, decode_example, decode_png, decode_png_numpy, encode_png,
+from chrono.kubric import tfds as tfds_features
+from chrono.kubric.tfds import (FeatureError, decode_example, decode_png, decode_png_numpy, encode_png,
                                        load_features, selector)
-from chrono.data.tfrecord import iter_records, parse_example
+from chrono.kubric.tfrecord import iter_records, parse_example
 
 
 def test_decodes_every_field_like_tfds(train_examples, reference_tracks):

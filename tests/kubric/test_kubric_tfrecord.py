@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from chrono.data.tfrecord import (ExampleDecodeError, decode_varints, encode_example, frame_record, iter_records,
+from chrono.kubric.tfrecord import (ExampleDecodeError, decode_varints, encode_example, frame_record, iter_records,
                                   parse_example, write_records)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chrono.data.kubric_bench import synthetic_scene
-from chrono.data.kubric_tracks import (KubricScene, SceneError, camera_matrices, depth_metres, num_to_sample,
+from chrono.kubric.fake_build import synthetic_scene
+from chrono.kubric.tracks import (KubricScene, SceneError, camera_matrices, depth_metres, num_to_sample,
                                        project_points, quaternion_to_matrix, sample_tracks, track_pixels, unproject)
 
 

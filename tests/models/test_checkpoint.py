@@ -49,10 +49,10 @@ def test_pretrained_backbone_from_hydra_groups(tiny, tmp_path):
     path = tmp_path / "dinov2_tiny_pretrain.pth"
     torch.save(tiny.dino.state_dict(), path)
     tracker = tracker_from_config({"name": "tiny", "pretrained": str(path), "freeze": True},
-                                  {"enabled": True, "width": 128, "input_size": 112})
+                                  {"enabled": True, "width": 128}, {"input_size": 112})
     torch.testing.assert_close(tracker.dino.blocks[2].mlp.fc2.weight, tiny.dino.blocks[2].mlp.fc2.weight)
     with pytest.raises(CheckpointError, match="shape mismatch"):
-        tracker_from_config({"name": "vits", "pretrained": str(path)}, {"input_size": 112})
+        tracker_from_config({"name": "vits", "pretrained": str(path)}, {}, {"input_size": 112})
 
 
 def test_truncated_file_names_the_file(tiny, tmp_path):

@@ -5,7 +5,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from chrono.cli import compose
 from chrono.losses import tracking_loss
+
+# The loss weights as training uses them: the `loss` node of conf/train.yaml (their only home).
+REFERENCE = dict(compose("train").loss)
 
 
 def _batch(H=128, W=64):
@@ -18,7 +22,8 @@ def test_terms_in_256_pixel_units_and_reference_weighting():
     tracks = batch["target_points"].clone()
     tracks[0, 0, 0] += torch.tensor([1.0, 0.0])  # 1 px in x at W=64 -> 4 px at 256: Huber linear part
     out = {"tracks": tracks, "occlusion": torch.tensor([[[0.0, 2.0]]]), "expected_dist": torch.tensor([[[1.0, -3.0]]])}
-    loss, terms = tracking_loss(out, batch)
+    assert REFERENCE == dict(position_weight=0.05, huber_delta=4.0, expected_dist_thresh=6.0, overall_weight=2.0)
+    loss, terms = tracking_loss(out, batch, **REFERENCE)
     dist = math.sqrt(16 + 1e-6)
     huber = 4.0 * (dist - 2.0)  # dist >= delta = 4
     assert math.isclose(terms["position"].item(), 0.05 * huber / 2, rel_tol=1e-6)  # mean over 2 points, 1 visible
@@ -34,7 +39,7 @@ def test_expected_distance_target_uses_six_pixels_and_no_position_gradient():
     batch = _batch(256, 256)
     tracks = (batch["target_points"] + torch.tensor([7.0, 0.0])).requires_grad_()
     out = {"tracks": tracks, "occlusion": torch.zeros(1, 1, 2), "expected_dist": torch.zeros(1, 1, 2, requires_grad=True)}
-    _, terms = tracking_loss(out, batch, position_weight=0.0)
+    _, terms = tracking_loss(out, batch, **{**REFERENCE, "position_weight": 0.0})
     assert math.isclose(terms["expected_dist"].item(), F.softplus(torch.tensor(0.0)).item() / 2, rel_tol=1e-6)
     terms["expected_dist"].backward()
     assert tracks.grad is None or tracks.grad.abs().sum() == 0

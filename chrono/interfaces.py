@@ -1,0 +1,51 @@
+"""What the suite expects of the things it plugs together: a point tracker and a frame source.
+
+These are structural types (``typing.Protocol``): any object with these members works, whatever its class.
+Conventions: query points (t, y, x) and tracks (x, y) in pixels of the video given, raster convention
+(pixel i covers [i, i + 1), its centre is i + 0.5); t is a frame index.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class PointTracker(Protocol):
+    """Anything the evaluation loop can score (:func:`chrono.eval.benchmark.evaluate_benchmark`): Chrono
+    (``chrono.load_tracker``), the zero-motion baseline, or a wrapper around another tracker."""
+
+    def predict(self, video, query_points, resolution: Sequence[int] = (256, 256)) -> Mapping[str, object]:
+        """Track queries through a clip, answering in the input's pixels.
+
+        Args:
+          video: [B, T, H, W, 3] uint8 (0..255) or float in [-1, 1]; numpy or torch.
+          query_points: [B, N, 3] (t, y, x) in pixels of ``video``.
+          resolution: (H, W) the tracker works at (the reference: 256 x 256).
+
+        Returns:
+          ``tracks`` [B, N, T, 2] (x, y) in pixels of ``video`` and ``occluded`` bool [B, N, T] (torch).
+        """
+        ...
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Frames of a video decoded on demand, so that a long video is never held in memory whole
+    (implemented by :class:`chrono.video_io.FrameSource` and its readers)."""
+
+    name: str
+    fps: float
+    frame_ids: np.ndarray  # [T] the file's frame number of each selected frame
+    hw: tuple[int, int]  # (H, W) of the frames read
+    original_hw: tuple[int, int]  # (H, W) of the file
+
+    @property
+    def num_frames(self) -> int:
+        ...
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Selected frames start..stop-1: [k, H, W, 3] uint8 (or float in [-1, 1])."""
+        ...

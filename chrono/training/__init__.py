@@ -1,0 +1,1 @@
+"""Training support: the run state in checkpoints, the reference optimiser, runtime set-up, validation."""
