@@ -9,10 +9,12 @@ Kinds recognised (by their tensors; nothing about the architecture needs to be s
 
 from __future__ import annotations
 
+import argparse
+import collections
 import os
+import pathlib
 import pickle
 import re
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,23 +36,49 @@ class CheckpointError(ChronoError):
     """A checkpoint that cannot be read or does not fit; the message names the file."""
 
 
-def read_checkpoint(path: str | os.PathLike) -> Any:
-    """torch.load on CPU with clear errors. Tries the safe loader first (tensors and plain containers)."""
+# What official Lightning checkpoints and DINOv2 files legitimately hold besides tensors and plain containers:
+# Lightning's hyper-parameter dicts (read as plain ordered dicts, the class itself need not be installed), the
+# argparse namespaces and paths that end up in hyper-parameters and callback states. Nothing here runs code.
+_LIGHTNING_ATTRIBUTE_DICTS = (
+    "lightning.fabric.utilities.data.AttributeDict",
+    "lightning_fabric.utilities.data.AttributeDict",
+    "pytorch_lightning.utilities.parsing.AttributeDict",
+)
+SAFE_GLOBALS = [*((collections.OrderedDict, name) for name in _LIGHTNING_ATTRIBUTE_DICTS),
+                argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+TRUST_HINT = ("if you trust whoever made the file, load it with trust_checkpoint=true "
+              "(Python: chrono.load_tracker(path, trusted=True))")
+
+
+def read_checkpoint(path: str | os.PathLike, trusted: bool = False) -> Any:
+    """The object stored in a checkpoint file, read on the CPU without running code from it.
+
+    The safe loader (``torch.load(weights_only=True)``) reads tensors, plain containers and the few
+    objects of :data:`SAFE_GLOBALS`; anything else (a pickled object whose class would be imported and
+    called) is refused with a :class:`CheckpointError` saying how to opt in. ``trusted=True`` is that
+    opt-in: full unpickling, which runs whatever the file holds.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes; an interrupted download or copy?)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Lightning checkpoints may pickle arbitrary objects (hyper-parameters, callbacks): only open
-        # those from a source you trust.
-        pass
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any failure here means the file is unusable
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {err}") from err
+        if trusted:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(err))
+        what = f"the object {found.group(1)}" if found else "objects other than tensors and plain values"
+        raise CheckpointError(f"{path}: holds {what}, which loading would have to import and run; "
+                              f"refused: {TRUST_HINT}") from None
+    except Exception as err:  # noqa: BLE001 - whatever torch.load trips on, the file is not a usable checkpoint
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated, corrupt or another kind "
+                              f"of file?): {reason}") from None
 
 
 def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -130,13 +158,16 @@ def build_tracker(
     return ChronoTracker(_apply_overrides(TrackerConfig(backbone=vit, adapter=_as_adapter(adapter)), settings))
 
 
-def load_tracker(path: str | os.PathLike | None = None, device: str | torch.device = "cpu", **overrides: Any) -> ChronoTracker:
+def load_tracker(path: str | os.PathLike | None = None, device: str | torch.device = "cpu", trusted: bool = False,
+                 **overrides: Any) -> ChronoTracker:
     """A Chrono tracker in eval mode.
 
     Args:
       path: official Chrono ``.ckpt``, DINOv2 ``*_pretrain.pth`` (fresh identity adapters), a
         ``chrono.train`` checkpoint, or None for random weights.
       device: where to put it.
+      trusted: allow full unpickling for a file you trust (see :func:`read_checkpoint`); by default only
+        tensors, plain values and the objects official checkpoints hold are read, and nothing runs.
       **overrides: head settings (``input_size``, ``softmax_temperature``, ``argmax_radius``,
         ``query_chunk_size``) and adapter ``num_heads`` / ``window``; with ``path=None`` also
         ``backbone`` (preset name or ViTConfig) and ``adapter`` (mapping or AdapterConfig), the latter
@@ -146,7 +177,7 @@ def load_tracker(path: str | os.PathLike | None = None, device: str | torch.devi
     if path is None:
         return build_tracker(**overrides).to(device).eval()
     path = Path(path)
-    kind, state, stored = classify(read_checkpoint(path), path)
+    kind, state, stored = classify(read_checkpoint(path, trusted), path)
     cfg = TrackerConfig.from_dict(stored) if kind == "suite" else infer_tracker_config(state, path)
     if kind == "dinov2":
         cfg = replace(cfg, adapter=_as_adapter(overrides.pop("adapter", None)))
@@ -162,7 +193,7 @@ def tracker_checkpoint(tracker: ChronoTracker) -> dict:
 
 
 def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any],
-                        model: Mapping[str, Any] | None = None) -> ChronoTracker:
+                        model: Mapping[str, Any] | None = None, trusted: bool = False) -> ChronoTracker:
     """A tracker from the Hydra ``backbone``, ``adapter`` and ``model`` groups (conf/backbone, conf/adapter,
     conf/model).
 
@@ -182,7 +213,7 @@ def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any],
     tracker = build_tracker(vit, AdapterConfig(**adapter), **dict(model or {}))
     if backbone.get("pretrained"):
         path = Path(backbone["pretrained"])
-        kind, state, _ = classify(read_checkpoint(path), path)
+        kind, state, _ = classify(read_checkpoint(path, trusted), path)
         if kind != "dinov2":
             raise CheckpointError(f"{path}: backbone.pretrained must be a DINOv2 *_pretrain.pth, this is a {kind} checkpoint")
         load_state_strict(tracker, state, path, allow_missing=("adapter.", "occ_linear."))

@@ -20,9 +20,19 @@ from chrono.errors import USAGE_EXIT_CODE, ChronoError
 from chrono.files import conf_dir
 
 
+def one_line(err: BaseException) -> str:
+    """The message of a suite error on one line. An error raised in a DataLoader worker comes back wrapped in
+    the worker's traceback: its own message is the last line there."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(text.split("\n")).replace("\n", " ")
+
+
 def report_error(prog: str, err: BaseException) -> None:
     """The one-line form of a suite error."""
-    print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+    print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
 
 
 def _in_multirun() -> bool:
@@ -119,6 +129,7 @@ def hydra_command(config_name: str, prog: str, positional: str | None = None) ->
             import hydra
 
             sys.argv[1:] = legacy_overrides(sys.argv[1:], positional)
+            check_overrides(config_name, prog, sys.argv[1:])
             return hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(guarded)()
 
         main.__doc__ = body.__doc__
@@ -126,6 +137,29 @@ def hydra_command(config_name: str, prog: str, positional: str | None = None) ->
         return main
 
     return decorate
+
+
+_HYDRA_FLAGS = ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--resolve",
+                "--shell-completion", "-sc", "--config-dir", "-cd", "--config-name", "-cn")
+
+
+def check_overrides(config_name: str, prog: str, argv: Sequence[str]) -> None:
+    """Compose the config with the command line's overrides before Hydra runs, so that a bad override
+    (``stepz=3``, ``steps=[1``, an unknown group option) is one line and exit 2 instead of Hydra's report.
+    Sweeps (``-m``) and Hydra's own flags are left to Hydra."""
+    if any(a in _HYDRA_FLAGS or a.startswith("--") for a in argv):
+        return
+    try:
+        compose(config_name, [a for a in argv if not a.startswith("hydra.") and not a.startswith("hydra/")])
+    except Exception as err:  # noqa: BLE001 - Hydra and OmegaConf raise many kinds; each is a bad command line
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if not isinstance(err, (HydraException, OmegaConfBaseException)):
+            raise
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        report_error(prog, ChronoError(f"{message} (see --help)"))
+        raise SystemExit(USAGE_EXIT_CODE) from None
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:

@@ -192,3 +192,16 @@ def resolve_device(device: str) -> str:
     import torch
 
     return f"cuda:{info().local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (every rank gets the same answer; a plain bool in a world of one)."""
+    import torch
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return bool(flag)
+    value = torch.tensor([1.0 if flag else 0.0],
+                         device="cuda" if tdist.get_backend() == "nccl" else "cpu")
+    tdist.all_reduce(value, op=tdist.ReduceOp.MAX)
+    return bool(value.item() > 0)

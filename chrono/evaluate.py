@@ -18,8 +18,10 @@ from typing import Any, Mapping
 from chrono import dist, mlflow_runs
 from chrono.cli import hydra_command
 from chrono.config import register
+from chrono.errors import ConfigError
 from chrono.eval.benchmark import BenchmarkResult, benchmark_path, evaluate_benchmark, summary_row, write_results
 from chrono.eval.trackers import make_tracker
+from chrono.metrics import QUERY_MODES
 from chrono.progress import Progress
 from chrono.results import table_markdown
 
@@ -57,11 +59,16 @@ def run(cfg) -> dict[str, Any]:
     """The body of ``python -m chrono.evaluate`` (after Hydra composed ``cfg``); the means on every rank."""
     from hydra.utils import to_absolute_path
 
+    if cfg.max_videos is not None and (not isinstance(cfg.max_videos, int) or isinstance(cfg.max_videos, bool)
+                                       or cfg.max_videos < 1):
+        raise ConfigError(f"max_videos={cfg.max_videos}: expected an integer >= 1 or null")
+    if cfg.benchmark.query_mode not in QUERY_MODES:
+        raise ConfigError(f"benchmark.query_mode={cfg.benchmark.query_mode}: expected one of {', '.join(QUERY_MODES)}")
     where = dist.info()
     device = dist.resolve_device(cfg.device)
     path = benchmark_path(cfg.benchmark, to_absolute_path)
     checkpoint = to_absolute_path(cfg.checkpoint) if cfg.checkpoint else None
-    tracker = make_tracker(cfg.tracker, checkpoint, device)
+    tracker = make_tracker(cfg.tracker, checkpoint, device, cfg.trust_checkpoint)
     if where.is_main:
         Progress("chrono.evaluate", enabled=cfg.progress).say(
             f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")

@@ -48,7 +48,7 @@ def main(cfg) -> None:
         raise VideoError("video= is required: a video file, a folder of frames or a .npy array")
     track(absolute(cfg.video), absolute(cfg.checkpoint), queries, absolute(cfg.out), start=cfg.start, end=cfg.end,
           stride=cfg.stride, max_side=cfg.max_side, device=cfg.device, tracker_overrides=overrides,
-          progress=cfg.progress, **options)
+          progress=cfg.progress, trusted=cfg.trust_checkpoint, **options)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 
 from chrono.errors import ChronoError
 from chrono.files import atomic_path
+from chrono.pixels import check_array_range
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -89,6 +90,7 @@ class ArraySource(FrameSource):
             raise VideoError(f"{name}: frames must be uint8 or float in [-1, 1], got {array.dtype}")
         if len(array) == 0:
             raise VideoError(f"{name}: the video has no frames")
+        check_array_range(array, name)
         self.array, self.name, self.fps = array, name, fps
         super().__init__(range(len(array)) if frame_ids is None else frame_ids, array.shape[1:3], hw)
 

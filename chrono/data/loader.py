@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from chrono.coords import crop_tyx
 from chrono.data.augment import augment_video_colour, crop_resize_video, crop_tracks, sample_crop_box
-from chrono.data.shards import ShardError, ShardReader, list_clips
+from chrono.data.shards import ShardError, ShardReader, check_shards, list_clips
 from chrono.data.synthetic.store import ensure_train_shards
 from chrono.errors import ConfigError
 from chrono.files import data_root, resolve_path
@@ -286,8 +286,12 @@ class ClipStream(IterableDataset):
             epoch, skip = epoch + 1, 0
 
 
-def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int = 0, start_batch: int = 0) -> DataLoader:
+def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int = 0, start_batch: int = 0,
+                       check: bool = False) -> DataLoader:
     """The training DataLoader for the ``dataset`` config node (see :class:`LoaderOptions`).
+
+    ``check``: open every shard of the index and check every clip's schema first (training does, so that a
+    missing or truncated shard fails before step 1: :func:`chrono.data.shards.check_shards`).
 
     Yields dicts of batched tensors (shapes in the module docstring); endless unless ``dataset.epochs``
     is set. ``start_batch`` skips the batches this rank already consumed (resume), so the stream
@@ -296,6 +300,8 @@ def build_train_loader(cfg: Any, rank: int = 0, world_size: int = 1, seed: int =
     """
     opts = cfg if isinstance(cfg, LoaderOptions) else LoaderOptions.from_config(cfg)
     root = resolve_shard_root(opts)
+    if check:
+        check_shards(root)
     dataset = ClipStream(list_clips(root), opts, rank=rank, world_size=world_size, seed=seed, start_batch=start_batch)
     kwargs: dict[str, Any] = {}
     if opts.num_workers > 0:

@@ -4,6 +4,7 @@ Layout of one shard file (``<prefix>-00000.h5``)::
 
     /                         attrs: format="chrono-clips", version=1, source, conventions
     /<clip name>/             one group per clip; attrs: source, num_frames, height, width, num_tracks, ...
+                              every dataset carries HDF5's fletcher32 checksum (shards written since issue #13)
         video                 uint8   [T, H, W, 3]  chunked per frame (1, H, W, 3), lzf or uncompressed
         tracks                float32 [N, T, 2]     (x, y) pixels, raster convention (pixel i covers [i, i+1))
         occluded              bool    [N, T]        True = not visible (behind something or outside the frame)
@@ -178,11 +179,13 @@ class ShardWriter:
             self._open_shard()
         t, h, w, _ = video.shape
         g = self._file.create_group(name)
-        g.create_dataset("video", data=video, chunks=(1, h, w, 3), compression=self.compression)
-        g.create_dataset("tracks", data=tracks)
-        g.create_dataset("occluded", data=occluded)
+        # fletcher32: HDF5's own checksum of every chunk, so damaged bytes fail the read instead of
+        # coming back as data
+        g.create_dataset("video", data=video, chunks=(1, h, w, 3), compression=self.compression, fletcher32=True)
+        g.create_dataset("tracks", data=tracks, fletcher32=True)
+        g.create_dataset("occluded", data=occluded, fletcher32=True)
         if query_points is not None:
-            g.create_dataset("query_points", data=query_points)
+            g.create_dataset("query_points", data=query_points, fletcher32=True)
         g.attrs.update({"source": self.source, "num_frames": t, "height": h, "width": w, "num_tracks": tracks.shape[0]})
         for k, v in (attrs or {}).items():
             g.attrs[k] = _attr_value(v)
@@ -271,6 +274,21 @@ def list_clips(root: str | os.PathLike) -> list[tuple[Path, str]]:
     return clips
 
 
+def check_shards(root: str | os.PathLike) -> int:
+    """Open every shard the index of ``root`` lists and check each listed clip's schema (shapes and dtypes,
+    no data read), so that a missing, truncated or foreign shard fails before training starts rather than
+    hours into it; the number of clips. Raises :class:`ShardError` naming the file (and clip)."""
+    clips = list_clips(root)
+    by_file: dict[Path, list[str]] = {}
+    for path, name in clips:
+        by_file.setdefault(path, []).append(name)
+    for path, names in by_file.items():
+        with ShardReader(path) as reader:
+            for name in names:
+                reader.info(name)
+    return len(clips)
+
+
 class ShardReader:
     """Read clips from one shard file, checking the schema; every error names the file and the clip.
 
@@ -346,7 +364,11 @@ class ShardReader:
             if "query_points" in g:
                 out["query_points"] = g["query_points"][()]
         except (OSError, RuntimeError, KeyError) as e:
-            raise ShardError(f"{self.path} clip {name!r}: cannot read the data (file damaged?): {e}") from None
+            raise ShardError(f"{self.path} clip {name!r}: cannot read the data (damaged file: checksum or "
+                             f"format error): {str(e).splitlines()[0]}") from None
+        for key in ("tracks", "query_points"):
+            if key in out and not np.isfinite(out[key]).all():
+                raise ShardError(f"{self.path} clip {name!r}: {key} hold non-finite values (NaN or infinity)")
         out["attrs"] = dict(g.attrs)
         return out
 

@@ -18,7 +18,7 @@ import torch
 from chrono import dist
 from chrono.errors import ConfigError
 from chrono.eval.tapvid import EVAL_RESOLUTION, decode_entry, iter_entries, sample_queries
-from chrono.files import write_json_atomic, write_text_atomic
+from chrono.files import file_lock, write_json_atomic, write_text_atomic
 from chrono.metrics import METRIC_NAMES, TABLE_LABELS, benchmark_means, compute_tapvid_metrics
 from chrono.progress import Progress
 from chrono.results import table_csv
@@ -137,8 +137,28 @@ def write_results(result: BenchmarkResult, run_dir: Path, results_file: Path | N
         "json": write_json_atomic(run_dir / "results.json", means),
     }
     if results_file is not None:
-        paths["results_file"] = write_json_atomic(results_file, means)
+        paths["results_file"] = merge_results_file(results_file, means)
     return paths
+
+
+def merge_results_file(path: Path, means: Mapping[str, Any]) -> Path:
+    """Add ``means`` ("<benchmark>/<query_mode>" -> figures) to the JSON at ``path``, keeping its other entries
+    (``first`` then ``strided`` into one file keeps both), under a lock; a file that is not such a JSON
+    mapping is refused rather than overwritten."""
+    import json
+
+    path = Path(path)
+    with file_lock(path.parent / f".{path.name}.lock"):
+        merged: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                merged = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                merged = None
+            if not isinstance(merged, dict):
+                raise ConfigError(f"{path}: results_file exists and is not a JSON results file; give another path")
+        merged.update(means)
+        return write_json_atomic(path, merged)
 
 
 def summary_row(result: BenchmarkResult, tracker: str) -> dict[str, Any]:

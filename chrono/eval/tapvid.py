@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from chrono.coords import normalised_to_pixels_xy
+from chrono.errors import ChronoError
 from chrono.eval.pickle_stream import iter_pickle_items
 from chrono.metrics import QUERY_MODES
 
@@ -36,7 +37,7 @@ STRIDE = 5  # the reference's query stride in ``strided`` mode
 FIELDS = ("video", "points", "occluded")
 
 
-class TapVidFormatError(ValueError):
+class TapVidFormatError(ChronoError):
     """A benchmark file that is missing, of another format, or holds a corrupt entry."""
 
 
@@ -179,7 +180,8 @@ def _decode_frames(frames: Any, where: str) -> np.ndarray:
         return frames
     if len(frames) == 0 or not isinstance(frames[0], bytes):
         kind = getattr(frames, "dtype", type(frames).__name__)
-        raise TapVidFormatError(f"{where}: video must be uint8 [T, H, W, 3] or JPEG bytes per frame; got {kind}")
+        raise TapVidFormatError(f"{where}: video must be uint8 [T, H, W, 3] or JPEG bytes per frame; got {kind}"
+                                + (f" {frames.shape}" if isinstance(frames, np.ndarray) else ""))
     decoded = []
     for t, data in enumerate(frames):
         try:
@@ -201,6 +203,11 @@ def decode_entry(entry: TapVidEntry, resolution: Sequence[int] | None = EVAL_RES
     num_frames = frames.shape[0]
     if points.ndim != 3 or points.shape[-1] != 2 or not np.issubdtype(points.dtype, np.floating):
         raise TapVidFormatError(f"{where}: points must be float [N, T, 2]; got {points.dtype} {points.shape}")
+    bad = ~np.isfinite(points).all(-1)
+    if bad.any():
+        n, t = np.argwhere(bad)[0]
+        raise TapVidFormatError(f"{where}: points hold {int(bad.sum())} non-finite (NaN or infinite) values, "
+                                f"first at track {n}, frame {t}")
     if occluded.shape != points.shape[:2]:
         raise TapVidFormatError(f"{where}: occluded {occluded.shape} does not match points {points.shape}")
     if occluded.dtype != bool:

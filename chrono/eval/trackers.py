@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from chrono.errors import ConfigError
 
 
-def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device: str) -> Any:
+def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device: str, trusted: bool = False) -> Any:
     """The tracker named by ``tracker_cfg.name`` (conf/tracker/): ``zero_motion``, or ``chrono`` from
     ``checkpoint`` (the other non-null entries of ``tracker_cfg`` go to :func:`chrono.load_tracker` as
-    overrides). Every tracker follows :class:`chrono.interfaces.PointTracker`."""
+    overrides; ``trusted``: see :func:`chrono.checkpoint.read_checkpoint`). Every tracker follows
+    :class:`chrono.interfaces.PointTracker`."""
     name = tracker_cfg["name"]
     if name == "zero_motion":
         from chrono.eval.baselines import ZeroMotionTracker
@@ -19,15 +19,11 @@ def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device:
         return ZeroMotionTracker()
     if name == "chrono":
         import chrono
-        from chrono.checkpoint import CheckpointError
-
         if not checkpoint:
             raise ConfigError(
                 "tracker=chrono needs a checkpoint: give checkpoint=/path/to/model.ckpt "
                 "(an official Chrono .ckpt, a DINOv2 *_pretrain.pth or a chrono.train checkpoint)"
             )
-        if not Path(checkpoint).is_file():
-            raise CheckpointError(f"{checkpoint}: no such checkpoint file (checkpoint=...)")
         overrides = {k: v for k, v in tracker_cfg.items() if k not in ("name", "checkpoint") and v is not None}
-        return chrono.load_tracker(checkpoint, device=device, **overrides)
+        return chrono.load_tracker(checkpoint, device=device, trusted=trusted, **overrides)
     raise ConfigError(f"tracker={name}: unknown tracker; expected chrono or zero_motion")

@@ -30,6 +30,7 @@ def track(
     resolution: tuple[int, int] = (256, 256),
     device: str = "auto",
     tracker_overrides: dict | None = None,
+    trusted: bool = False,
     overlay: bool = True,
     summary: bool = True,
     trail: int = 8,
@@ -49,6 +50,7 @@ def track(
         video through at once.
       resolution: (H, W) frames are resized to for tracking (the reference's 256 x 256).
       tracker_overrides: head settings for :func:`chrono.load_tracker` (e.g. ``input_size``).
+      trusted: full unpickling of a checkpoint file you trust (see :func:`chrono.checkpoint.read_checkpoint`).
 
     Returns:
       {"npz", "csv", "summary", "overlay"} -> written paths.
@@ -64,7 +66,7 @@ def track(
     source = video if isinstance(video, FrameSource) else open_video(video, start, end, stride, max_side)
     q_file, origin = queries_for(queries, source, grid_frame)
     q_sel = to_selection(q_file, source, origin)
-    tracker = load_tracker_for(checkpoint, device, tracker_overrides or {})
+    tracker = load_tracker_for(checkpoint, device, tracker_overrides or {}, trusted)
     say(f"{source.name}: {source.num_frames} frames of {source.hw[0]} x {source.hw[1]} "
         f"(file: {source.original_hw[0]} x {source.original_hw[1]}), {len(q_sel)} queries")
     result = track_video(tracker, source, q_sel, window=window or None, overlap=overlap if window else 0,
@@ -75,7 +77,7 @@ def track(
     return files
 
 
-def load_tracker_for(checkpoint, device: str, overrides: dict):
+def load_tracker_for(checkpoint, device: str, overrides: dict, trusted: bool = False):
     """``checkpoint`` as it is when it is already a tracker, else :func:`chrono.load_tracker` of that path."""
     from torch import nn
 
@@ -86,4 +88,4 @@ def load_tracker_for(checkpoint, device: str, overrides: dict):
     if checkpoint is None:
         raise CheckpointError("checkpoint= is required: an official Chrono .ckpt, a DINOv2 *_pretrain.pth or a "
                          "chrono.train checkpoint (make demo runs without one)")
-    return chrono.load_tracker(checkpoint, device=dist.resolve_device(device), **overrides)
+    return chrono.load_tracker(checkpoint, device=dist.resolve_device(device), trusted=trusted, **overrides)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +38,41 @@ def grid_queries(n: int, frame: int, hw: tuple[int, int]) -> np.ndarray:
     return np.stack([np.full(n * n, float(frame)), y.ravel(), x.ravel()], -1).astype(np.float32)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_query_csv(path: str | Path) -> np.ndarray:
-    """Rows ``t,x,y`` (frame number, pixels) of a CSV file -> [N, 3] (t, y, x); an optional header line."""
+    """Rows ``t,x,y`` (frame number, pixels) of a CSV file -> [N, 3] (t, y, x).
+
+    The first row is a header only when none of its cells is a number (``t,x,y``); any other row must be
+    three finite numbers, else the error names the line and says what is wrong with it.
+    """
     path = Path(path)
     if not path.is_file():
         raise QueryError(f"{path}: no such query file (queries= takes a grid size or a CSV of t,x,y rows)")
-    rows = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(path.read_text())), start=1):
+    rows, seen_first = [], False
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise QueryError(f"{path}: not a text file (expected a CSV of t,x,y rows)") from None
+    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
-        try:
-            t, x, y = (float(c) for c in row)
-        except ValueError:
-            if line_no == 1 and not rows:
-                continue  # a header
-            raise QueryError(f"{path}:{line_no}: expected three numbers t,x,y, got {','.join(row)!r}") from None
+        first, seen_first = not seen_first, True
+        if first and not any(_is_number(c) for c in row):
+            continue  # a header
+        if len(row) != 3:
+            raise QueryError(f"{path}:{line_no}: expected three values t,x,y, got {len(row)}: {','.join(row)!r}")
+        if not all(_is_number(c) for c in row):
+            raise QueryError(f"{path}:{line_no}: expected three numbers t,x,y, got {','.join(row)!r}")
+        t, x, y = (float(c) for c in row)
+        if not all(np.isfinite((t, x, y))):
+            raise QueryError(f"{path}:{line_no}: t, x and y must be finite, got {','.join(row)!r}")
         rows.append((t, y, x))
     if not rows:
         raise QueryError(f"{path}: no query rows (expected lines of t,x,y)")
@@ -66,7 +87,11 @@ def is_grid_spec(spec: Any) -> bool:
 def queries_for(spec: Any, source: FrameSource, grid_frame: int = 0) -> tuple[np.ndarray, str]:
     """Queries (t, y, x) in the file's frame numbers and pixels, and a name for error messages."""
     if is_grid_spec(spec):
-        return grid_queries(int(spec), grid_frame, source.original_hw), f"queries={spec} (grid on frame {grid_frame})"
+        n, (H, W) = int(spec), source.original_hw
+        if n > min(H, W):
+            print(f"chrono.track: warning: queries={n}: a {n} x {n} grid is denser than the {W} x {H} pixels of "
+                  f"{source.name} (several queries per pixel)", file=sys.stderr, flush=True)
+        return grid_queries(n, grid_frame, source.original_hw), f"queries={spec} (grid on frame {grid_frame})"
     return read_query_csv(spec), str(spec)
 
 

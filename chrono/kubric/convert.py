@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ import numpy as np
 
 from chrono.data.shards import ShardWriter, update_index
 from chrono.errors import ChronoError
-from chrono.files import write_json_atomic
+from chrono.files import remove_stale_temps, write_json_atomic
 from chrono.kubric import tfds as tfds_features
 from chrono.kubric.tracks import KubricScene, sample_tracks
 from chrono.kubric.tfrecord import iter_records, parse_example
@@ -278,8 +279,11 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, workers: int = 0, sp
         raise KubricError(f"{build}: no TFRecord files for splits {splits}")
     tasks = [FileTask(str(f.path), str(build / "features.json"), f.split, f.shard, str(out / f.split), options,
                       compression) for f in files]
-    for task in tasks:
+    for task in tasks:  # and what a hard kill of an earlier run left half-written of this task's files
         Path(task.out_dir).mkdir(parents=True, exist_ok=True)
+        for name in (f"{task.stem}.h5", task.summary_path.name):
+            for leftover in remove_stale_temps(task.out_dir, name):
+                print(f"chrono.data.kubric: removed {leftover} (a write interrupted by a hard kill)", file=sys.stderr)
     summary = Summary(str(out))
     finished = {t: before for t in tasks if (before := is_finished(t)) is not None}
     pending = [t for t in tasks if t not in finished]

@@ -18,6 +18,7 @@ from chrono.coords import rescale_tyx, rescale_xy
 from chrono.layers.temporal_adapter import ADAPTER_POOL, TemporalAdapter
 from chrono.models import head
 from chrono.models.vit import DinoVisionTransformer, ViTConfig
+from chrono.pixels import check_float_range
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,8 +36,11 @@ class AdapterConfig:
 
 def model_input(video, device, resolution: tuple[int, int]) -> torch.Tensor:
     """Video [B, T, H, W, 3] (uint8 0..255, or float in [-1, 1]; numpy or torch) -> float32 [B, T, *resolution, 3]
-    in [-1, 1] on ``device``, resized with bilinear interpolation (align_corners=False) as the reference does."""
+    in [-1, 1] on ``device``, resized with bilinear interpolation (align_corners=False) as the reference does.
+    Float input outside [-1, 1] is refused (:mod:`chrono.pixels`)."""
     video = torch.as_tensor(np.asarray(video) if not torch.is_tensor(video) else video).to(device)
+    if video.dtype != torch.uint8:
+        check_float_range(float(video.min()), float(video.max()), "video")
     video = video.float() / 255.0 * 2 - 1 if video.dtype == torch.uint8 else video.float()
     B, T, H, W, _ = video.shape
     if (H, W) == tuple(resolution):

@@ -52,3 +52,37 @@ def find_resume_checkpoint(resume: str | None, run_root: Path, absolute=str) -> 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# (setting, smallest value, whether null is allowed): every count of chrono.train, checked before any work.
+COUNTS = (("steps", 1, False), ("grad_accum", 1, False), ("log_every", 1, False), ("checkpoint_every", 1, False),
+          ("stop_after", 1, True), ("seed", 0, False), ("val.every", 0, False), ("val.max_videos", 1, True),
+          ("final_eval_videos", 1, True), ("dataset.batch_size", 1, False), ("dataset.num_frames", 1, False),
+          ("dataset.num_tracks", 1, False), ("dataset.num_workers", 0, False))
+
+
+def check_settings(cfg) -> None:
+    """Refuse a training config whose counts or choices are out of range, naming the setting (ConfigError),
+    before anything is built or read: ``steps=abc``, ``steps=2.7``, ``checkpoint_every=0``, ``precision=fp64``."""
+    from omegaconf import OmegaConf
+
+    for key, lowest, nullable in COUNTS:
+        value = OmegaConf.select(cfg, key)
+        if value is None and nullable:
+            continue
+        if not _is_int(value) or value < lowest:
+            allowed = f"an integer >= {lowest}" + (" or null" if nullable else "")
+            raise ConfigError(f"{key}={value}: expected {allowed}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision={cfg.precision}: expected one of {', '.join(PRECISIONS)}")
+    for key in ("optim.lr", "optim.weight_decay", "optim.grad_clip"):
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{key}={value}: expected a number >= 0")
+    if cfg.val.monitor not in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
+        raise ConfigError(f"val.monitor={cfg.val.monitor}: expected average_jaccard, average_pts_within_thresh "
+                          f"or occlusion_accuracy")

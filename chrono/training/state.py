@@ -62,13 +62,38 @@ def save_training_checkpoint(path: Path, model, optimizer, scheduler, scaler, pr
     return torch_save_atomic(state, path)
 
 
-def load_training_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> TrainState:
-    """Restore model, optimizer, scheduler, scaler and RNG states in place; the run's progress."""
-    state = read_checkpoint(path)
+# Settings that shape the optimisation schedule and the data stream: a resumed run must have the same.
+SCHEDULE_KEYS = ("steps", "grad_accum", "seed", "optim", "loss", "dataset.batch_size", "dataset.num_frames",
+                 "dataset.num_tracks", "dataset.size")
+
+
+def schedule_differences(stored: dict, current: dict) -> list[str]:
+    """``key: old -> new`` for every schedule-defining setting (:data:`SCHEDULE_KEYS`) that differs."""
+    from chrono.mlflow_runs import flatten_config
+
+    old, new = flatten_config(stored), flatten_config(current)
+    keys = [k for k in sorted(set(old) | set(new)) if any(k == s or k.startswith(s + ".") for s in SCHEDULE_KEYS)]
+    return [f"{k}: {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in keys if old.get(k) != new.get(k)]
+
+
+def load_training_checkpoint(path: Path, model, optimizer, scheduler, scaler, config: dict | None = None,
+                             trusted: bool = False) -> TrainState:
+    """Restore model, optimizer, scheduler, scaler and RNG states in place; the run's state.
+
+    ``config``: the current run's resolved config; resuming stops with a CheckpointError naming every
+    schedule-defining setting that differs from the checkpoint's (a different ``steps=`` would silently
+    keep the old one-cycle schedule otherwise).
+    """
+    state = read_checkpoint(path, trusted)
     if not isinstance(state, dict) or state.get("format") != SUITE_FORMAT or "optimizer" not in state:
         raise CheckpointError(f"{path}: not a chrono.train checkpoint (cannot resume from it)")
     if state["tracker_config"] != model.cfg.to_dict():
         raise CheckpointError(f"{path}: was written for another architecture ({state['tracker_config']['backbone']})")
+    if config is not None and state.get("config") is not None:
+        differ = schedule_differences(state["config"], config)
+        if differ:
+            raise CheckpointError(f"{path}: cannot resume with other schedule settings ({'; '.join(differ)}); use "
+                                  f"the checkpoint's settings, or start a new run (resume=null, or another name=)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -86,7 +86,7 @@ def test_query_csv_errors_name_the_file_and_row(tmp_path, clip_mp4, tiny_checkpo
     video, _ = clip_mp4
     csv = tmp_path / "q.csv"
     csv.write_text("t,x,y\n0,1,2\n0,1\n")
-    with pytest.raises(QueryError, match=r"q.csv:3: expected three numbers"):
+    with pytest.raises(QueryError, match=r"q.csv:3: expected three values t,x,y, got 2"):
         read_query_csv(csv)
     for text, match in [
         ("0,10,10\n3,80.5,10\n", r"q.csv: query 1 \(t=3, x=80.5, y=10\) lies outside the frame of .*clip.mp4 \(80 x 64"),

@@ -143,3 +143,19 @@ def test_benchmark_runs(capsys):
     bench.main(["suite=kubric", "kubric.size=32", "kubric.frames=8", "kubric.tracks=64", "kubric.repeats=1"])
     out = capsys.readouterr().out
     assert "per scene" in out and "decode PNGs" in out
+
+
+def test_bad_sources_are_one_line_and_leftovers_of_a_hard_kill_are_removed(kubric_build, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "chrono.data.kubric", f"src={empty}", f"out={tmp_path / 'o'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"chrono.data.kubric: error: {empty}: no TFDS build here")
+
+    out = tmp_path / "out"
+    (out / "train").mkdir(parents=True)
+    leftover = out / "train" / ".train-00000.h5.k1l2m3.tmp"  # what a SIGKILL mid-write leaves behind
+    leftover.write_bytes(b"half a shard")
+    convert(kubric_build, out, workers=1, progress=False)
+    assert not leftover.exists() and (out / "train" / "train-00000.h5").is_file()
