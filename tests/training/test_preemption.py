@@ -32,7 +32,7 @@ def _mlflow_runs(env):
 
 def _start(args, env):
     return subprocess.Popen([sys.executable, "-m", "chrono.train", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _signal_after_step(proc, step: int, signum: int, timeout: float = 300) -> str:
@@ -44,7 +44,8 @@ def _signal_after_step(proc, step: int, signum: int, timeout: float = 300) -> st
             proc.send_signal(signum)
             break
         assert time.time() < deadline, "".join(lines)[-2000:]
-    rest, _ = proc.communicate(timeout=timeout)
+    rest = proc.stderr.read()  # the same buffered reader: communicate() would lose what it read ahead
+    proc.wait(timeout=timeout)
     return "".join(lines) + rest
 
 
@@ -52,11 +53,8 @@ def _weights(path):
     return read_checkpoint(path)["model"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_saves_marks_killed_and_resume_continues_bit_exactly(tmp_path, isolated, signum):
-    steps = 12
-    args = [*QUICK, f"steps={steps}"]
+def _stop(tmp_path, isolated, signum, args):
+    """Start a run, stop it with ``signum`` after step 3; (step reached, the run's stderr)."""
     first = _start([*args, f"hydra.run.dir={tmp_path / 'runs' / 'a'}"], isolated)
     err = _signal_after_step(first, 3, signum)
     name = signal.Signals(signum).name
@@ -69,7 +67,19 @@ def test_a_stop_signal_saves_marks_killed_and_resume_continues_bit_exactly(tmp_p
     assert read_checkpoint(ckpt)["progress"]["step"] == reached >= 3
     (run,) = _mlflow_runs(isolated)
     assert run.info.status == "KILLED"
+    assert not list((tmp_path / "runs" / "a").glob("*.log"))  # no empty train.log
+    return reached, err
 
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_marks_the_run_killed(tmp_path, isolated):
+    _stop(tmp_path, isolated, signal.SIGINT, [*QUICK, "steps=10"])
+
+
+@pytest.mark.slow
+def test_sigterm_saves_marks_killed_and_resume_continues_bit_exactly(tmp_path, isolated):
+    args = [*QUICK, "steps=8"]
+    reached, _ = _stop(tmp_path, isolated, signal.SIGTERM, args)
     resumed = subprocess.run([sys.executable, "-m", "chrono.train", *args, "resume=auto",
                               f"hydra.run.dir={tmp_path / 'runs' / 'b'}"], cwd=REPO, env=isolated,
                              capture_output=True, text=True, timeout=600)
@@ -150,3 +160,26 @@ def test_a_missing_shard_fails_before_step_one(tmp_path, command, isolated):
     last = proc.stderr.strip().splitlines()[-1]
     assert last == f"chrono.train: error: {root / 'train-00001.h5'}: shard file not found"
     assert "[train] step" not in proc.stderr
+
+
+def test_damaged_shard_bytes_stop_training_with_one_line(tmp_path, command):
+    import h5py
+
+    from chrono.data.synthetic.store import write_train_shards
+
+    root = write_train_shards(tmp_path / "shards", num_clips=2, seed=0, clips_per_shard=2, workers=1,
+                              height=32, width=32, num_frames=6, num_tracks=16, num_objects=1, progress=False)
+    shard = root / "train-00000.h5"
+    with h5py.File(shard) as f:
+        offsets = [f[name]["tracks"].id.get_chunk_info(0).byte_offset for name in f]
+    data = bytearray(shard.read_bytes())
+    for offset in offsets:
+        data[offset + 5] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    proc = command(["-m", "chrono.train", *QUICK, "steps=3", f"dataset.root={root}", "mlflow.enabled=false",
+                    f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.match(rf"chrono\.train: error: {re.escape(str(shard))} clip 'clip_00000\d': cannot read the data "
+                    r"\(damaged file: checksum", last), last
+    assert not list((tmp_path / "run").glob("*.log"))  # no empty train.log
