@@ -23,7 +23,7 @@ TOP, ROW_H, BAR_H, BOTTOM = 78, 36, 11, 28
 
 def _ascii(text: str) -> str:
     """PIL's built-in font has no Greek letters."""
-    return text.replace("δ", "delta ").replace("–", "-")
+    return text.replace("δ", "delta").replace("–", "-")
 
 
 def bar_chart(filled: FilledTable) -> np.ndarray:

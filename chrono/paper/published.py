@@ -73,6 +73,7 @@ class Table:
     metrics: Mapping[str, str]  # metric name -> label, the order of every cell
     rows: tuple[Row, ...]
     note: str = ""
+    row_header: str = "model"
 
 
 KINETICS_FIRST = Column("kinetics", "first", "Kinetics first")
@@ -105,6 +106,7 @@ MAIN = Table(
         _main_row("zero_motion"),
     ),
     note="Cells: δ^0 δ^1 δ^2 δ^3 δ^4 / δ_avg (percent of visible points within 1, 2, 4, 8, 16 px, and their mean).",
+    row_header="backbone",
 )
 
 ADAPTER_TYPE = Table(
@@ -117,6 +119,7 @@ ADAPTER_TYPE = Table(
         Row("dinov2_vits", "none (DINOv2 ViT-S/14, from the backbones table)", {"davis/strided": (50.4,)}),
     ),
     note="Published figures from a summary of the paper; the no-adapter row is the backbones table's.",
+    row_header="adapter",
 )
 
 PLACEMENT = Table(
@@ -129,6 +132,7 @@ PLACEMENT = Table(
         Row("chrono_vits_alternate", "alternate blocks"),
     ),
     note="Published figures from a summary of the paper; the alternating variant is mentioned without a figure.",
+    row_header="adapters after",
 )
 
 RGB_STACKING = Table(

@@ -106,7 +106,7 @@ def table_markdown(filled: FilledTable, links_from: Path | None = None) -> str:
     """The table in the paper's layout (three lines per row: published, measured, difference), its note and the
     source of every measured cell with a link to the run's worst/best videos when it drew them."""
     table = filled.table
-    header = ["", "", *(c.label for c in table.columns)]
+    header = [table.row_header, "", *(c.label for c in table.columns)]
     lines = [f"## {table.title}", ""]
     if table.note:
         lines += [table.note, ""]
@@ -122,7 +122,8 @@ def table_markdown(filled: FilledTable, links_from: Path | None = None) -> str:
                 continue
             m = cell.measurement
             more = f" (newest of {cell.runs})" if cell.runs > 1 else ""
-            line = f"- {row.label}, {column.label}: {m.benchmark}/{m.query_mode} from {m.source}{more}"
+            measured_on = f" (measured on {m.key})" if m.key != column.key else ""
+            line = f"- {row.label}, {column.label}{measured_on}: {m.source}{more}"
             if m.gallery:
                 line += f"; worst and best videos: [{Path(m.gallery).name}]({_link(m.gallery, links_from)})"
             sources.append(line)
