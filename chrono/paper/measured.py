@@ -61,6 +61,8 @@ class Matcher:
     backbone_names: Mapping[str, str] = field(default_factory=dict)
 
     def model(self, facts: Mapping[str, Any]) -> str | None:
+        if facts.get("adapter.type") == "none":  # adapters switched off by type rather than by adapter.enabled
+            facts = {**facts, "adapter.enabled": False}
         label = facts.get("label")
         if label not in (None, "", "None", "null"):
             return str(label) if str(label) in MODELS else None

@@ -121,7 +121,7 @@ ADAPTER_TYPE = _ablation("adapter_type", "adapter type", (
     ("chrono_vits", "temporal 1D attention (the reference)", 68.0),
     ("chrono_vits_conv3d", "3D convolution", 66.4),
     ("chrono_vits_conv1d", "1D convolution", 65.9),
-    ("dinov2_vits", "none (DINOv2 ViT-S/14, from the backbones table)", 50.4),
+    ("dinov2_vits", "none (DINOv2 ViT-S/14)", 50.4),
 ), "Published figures from a summary of the paper; the no-adapter row is the backbones table's.", "adapter")
 
 PLACEMENT = _ablation("placement", "adapter placement", (

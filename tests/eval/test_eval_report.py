@@ -48,6 +48,7 @@ def test_published_figures_agree_with_each_other_and_the_readme():
     ({"tracker": "chrono", "backbone.name": "vits"}, "chrono_vits"),  # an older run: reference adapters
     ({"tracker": "chrono", "backbone.name": "vitb", "adapter.enabled": "True", "adapter.type": "attention"}, "chrono_vitb"),
     ({"tracker": "chrono", "backbone.name": "vits", "adapter.enabled": False}, "dinov2_vits"),
+    ({"tracker": "chrono", "backbone.name": "vits", "adapter.type": "none"}, "dinov2_vits"),
     ({"tracker": "chrono", "backbone.name": "vits", "adapter.type": "conv1d"}, "chrono_vits_conv1d"),
     ({"tracker": "chrono", "backbone.name": "vits", "adapter.placement": "early"}, "chrono_vits_early"),
     ({"tracker": "chrono", "backbone.name": "resnet18"}, "resnet18"),
