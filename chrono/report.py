@@ -1,6 +1,6 @@
 """The paper's tables with measured figures: ``python -m chrono.report`` (``make paper-tables``).
 
-    python -m chrono.report                                           # the MLflow store's chrono-eval / chrono-train runs
+    python -m chrono.report                                      # the MLflow store's chrono-eval / chrono-train runs
     python -m chrono.report mlflow.experiments=[my-sweep] out=paper/  # other experiments, files into paper/
     python -m chrono.report mlflow.enabled=false results=[outputs/evaluate-multirun/2025-06-01_10-00-00]
     python -m chrono.report benchmark_names.davis=synthetic backbone_names.vits=tiny   # CPU miniatures

@@ -261,8 +261,8 @@ def draw_comparison_summary(
         panels[name] = Panel(k * W * scale, caption_h, scale, None)
         canvas[caption_h : caption_h + H * scale, k * W * scale : (k + 1) * W * scale] = _label(panel, name)
     for k, t in enumerate(times):
-        frame = draw_comparison(enlarge(dimmed(video[t], dim), small), pred[:, t] * small, pred_occluded[:, t], gt[:, t] * small,
-                                gt_occluded[:, t], colors, join_beyond=join_beyond * small)
+        frame = draw_comparison(enlarge(dimmed(video[t], dim), small), pred[:, t] * small, pred_occluded[:, t],
+                                gt[:, t] * small, gt_occluded[:, t], colors, join_beyond=join_beyond * small)
         y0 = caption_h + H * scale
         panels[f"frame {t}"] = Panel(k * W * small, y0, small, t)
         canvas[y0 : y0 + H * small, k * W * small : (k + 1) * W * small] = _label(frame, f"t={t}")

@@ -139,7 +139,8 @@ def _training_measurements(results: Mapping[str, Any], facts: Mapping[str, Any],
     name = str(facts.get("name", ""))
     out = []
     for (tracker, bench, mode), metrics in _final_metrics(results, name).items():
-        model = matcher.model({"tracker": "zero_motion"} if tracker == "zero_motion" else {**facts, "tracker": "chrono"})
+        is_floor = tracker == "zero_motion"
+        model = matcher.model({"tracker": "zero_motion"} if is_floor else {**facts, "tracker": "chrono"})
         if model is not None:
             out.append(Measurement(model, bench, mode, metrics, source, when, gallery))
     return out

@@ -106,11 +106,13 @@ MAIN = Table(
                   (33.5, 57.2, 75.8, 85.8, 90.2, 68.5), (31.8, 59.2, 78.8, 88.4, 92.2, 70.1)),
         _main_row("zero_motion"),
     ),
-    note="Cells: δ^0 δ^1 δ^2 δ^3 δ^4 / δ_avg (percent of visible points within 1, 2, 4, 8, 16 px, and their mean).",
+    note="Cells: δ^0 δ^1 δ^2 δ^3 δ^4 / δ_avg (percent of visible points within 1, 2, 4, 8, 16 px, and their "
+         "mean).",
     row_header="backbone",
 )
 
-def _ablation(key: str, what: str, rows: tuple[tuple[str, str, float | None], ...], note: str, row_header: str) -> Table:
+def _ablation(key: str, what: str, rows: tuple[tuple[str, str, float | None], ...], note: str,
+              row_header: str) -> Table:
     """A one-figure table of Chrono ViT-S/14 variants on DAVIS strided; rows (model, label, published or None)."""
     return Table(key, f"Ablation: {what} (Chrono ViT-S/14, DAVIS strided <δ^x_avg>)", (DAVIS_STRIDED,), DELTA_AVG,
                  tuple(Row(model, label, {} if figure is None else {DAVIS_STRIDED.key: (figure,)})
