@@ -201,3 +201,39 @@ def test_report_from_a_real_sweep(evaluate, run_command, tapvid_dir, expected, t
     assert f"|  | measured | no run | {_cell(mean['davis/first'])} | no run | {_cell(mean['davis/strided'])} |" in again
     assert f"/ {diff:+.1f} |" in again and "## RGB-Stacking" not in again
     assert files.returncode == 0
+
+
+@pytest.mark.slow
+def test_mlflow_evaluation_inherits_its_training_runs_settings(tmp_path, monkeypatch):
+    """An evaluation run whose checkpoint lies in a training run's folder (gone from disk: only MLflow knows it) fills
+    that training run's row; the training run's own final evaluation fills its row too (δ_avg only)."""
+    from chrono import mlflow_runs
+    from chrono.paper.measured import read_mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    train_dir = str(tmp_path / "gone" / "train" / "run")
+    with mlflow_runs.start_run("test-train", tags={"run_dir": train_dir}) as run:
+        run.log_params({"name": "b", "backbone.name": "vitb", "adapter.enabled": True, "adapter.type": "conv3d"})
+        run.log_metrics({"final/davis/strided/b/delta_avg": 55.0, "final/davis/strided/zero_motion/delta_avg": 17.0,
+                         "final/davis/strided/untrained/delta_avg": 2.0})
+    with mlflow_runs.start_run("test-eval", tags={"tracker": "chrono", "benchmark": "davis", "query_mode": "first"}) as run:
+        run.log_params({"checkpoint": f"{train_dir}/checkpoints/best.ckpt", "label": None})
+        run.log_metrics({f"davis/first/{name}": 0.25 for name in DELTAS})
+    with mlflow_runs.start_run("test-eval", tags={"tracker": "chrono", "benchmark": "davis", "query_mode": "strided"}):
+        pass  # a run without figures (e.g. killed before logging) adds nothing
+    found, notes = read_mlflow(["test-eval", "test-train", "absent"], Matcher({"vitb": "vitb"}), uri)
+    assert notes == [f"MLflow experiment 'absent' not found in {uri}"]
+    got = sorted((m.model, m.key, m.metrics.get("average_pts_within_thresh")) for m in found)
+    # no chrono_vitb_conv3d row exists: the evaluation (conv3d on ViT-B) fills none; ViT-B attention would
+    assert got == [("zero_motion", "davis/strided", 0.17)]
+    with mlflow_runs.start_run("test-train", tags={"run_dir": train_dir + "2"}) as run:
+        run.log_params({"name": "s", "backbone.name": "vits", "adapter.type": "conv3d"})
+        run.log_metrics({"final/davis/strided/s/delta_avg": 60.0})
+    with mlflow_runs.start_run("test-eval", tags={"tracker": "chrono", "benchmark": "davis", "query_mode": "first"}) as run:
+        run.log_params({"checkpoint": f"{train_dir}2/checkpoints/best.ckpt"})
+        run.log_metrics({f"davis/first/{name}": 0.5 for name in DELTAS})
+    found, _ = read_mlflow(["test-eval", "test-train"], Matcher(), uri)
+    got = sorted((m.model, m.key, m.metrics.get("average_pts_within_thresh"), m.source.split()[0]) for m in found)
+    assert got == [("chrono_vits_conv3d", "davis/first", 0.5, "MLflow"),
+                   ("chrono_vits_conv3d", "davis/strided", 0.6, "MLflow"), ("zero_motion", "davis/strided", 0.17, "MLflow")]
