@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from chrono import dist, mlflow_runs
 from chrono.cli import hydra_command
 from chrono.config import register
+from chrono.errors import ConfigError
 from chrono.eval.benchmark import BenchmarkResult, benchmark_path, evaluate_benchmark, summary_row, write_results
 from chrono.eval.gallery import GALLERY_DIR, INDEX, write_gallery
 from chrono.eval.trackers import make_tracker
@@ -72,6 +73,9 @@ def run(cfg) -> dict[str, Any]:
     from hydra.utils import to_absolute_path
 
     where = dist.info()
+    if int(cfg.visualize) < 0 or int(cfg.visualize_points) < 1:
+        raise ConfigError(f"visualize={cfg.visualize} visualize_points={cfg.visualize_points}: expected "
+                          "visualize >= 0 videos (0: none) and visualize_points >= 1")
     device = dist.resolve_device(cfg.device)
     path = benchmark_path(cfg.benchmark, to_absolute_path)
     checkpoint = to_absolute_path(cfg.checkpoint) if cfg.checkpoint else None
