@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= $(if $(wildcard /opt/wheels/torch-2.13.0*),torch==2.13.0,torch)
 EXTRAS ?= test
 
-.PHONY: setup test test-fast train eval-all bench demo ui clean
+.PHONY: setup test test-fast train eval-all paper-tables bench demo ui clean
 
 setup: $(STAMP)
 
@@ -35,12 +35,16 @@ ui: setup
 # The built-in synthetic benchmark is always there; add real ones by path, e.g.
 #   make eval-all DAVIS=/data/tapvid_davis.pkl KINETICS=/data/kinetics CHECKPOINT=/ckpt/chrono_base.ckpt
 # Without CHECKPOINT the newest best.ckpt that `make train` wrote under $(EVAL_OUTPUTS) is used, if any.
+# EXPORT_QUERIES=DIR writes every job's protocol queries to DIR/<benchmark>/<query_mode>/<video>.npz;
+# PREDICTIONS=DIR adds a `predictions` row scoring DIR/<benchmark>/<query_mode>/<video>.npz (docs/evaluation.md).
 # EVAL_ARGS passes further overrides (e.g. EVAL_ARGS="max_videos=5 device=cuda").
 CHECKPOINT ?=
 DAVIS ?=
 RGB_STACKING ?=
 KINETICS ?=
 ROBOTAP ?=
+EXPORT_QUERIES ?=
+PREDICTIONS ?=
 EVAL_ARGS ?=
 EVAL_OUTPUTS ?= outputs
 
@@ -60,9 +64,20 @@ eval-all: setup
 	  echo "eval-all: chrono rows skipped: no CHECKPOINT=... given and no $(EVAL_OUTPUTS)/**/checkpoints/best.ckpt from 'make train'; evaluating zero_motion only."; \
 	  trackers=zero_motion; ckpt_arg=""; \
 	fi; \
+	per_job='$${benchmark.name}/$${benchmark.query_mode}'; extra=""; \
+	if [ -n "$(EXPORT_QUERIES)" ]; then extra="$$extra export_queries=$(abspath $(EXPORT_QUERIES))/$$per_job"; fi; \
+	if [ -n "$(PREDICTIONS)" ]; then trackers="$$trackers,predictions"; extra="$$extra predictions=$(abspath $(PREDICTIONS))/$$per_job"; fi; \
 	set -x; \
 	$(PY) -m chrono.evaluate -m benchmark=$$benches benchmark.query_mode=first,strided tracker=$$trackers \
-	  $$ckpt_arg $$paths progress=false $(EVAL_ARGS)
+	  $$ckpt_arg $$paths $$extra progress=false $(EVAL_ARGS)
+
+# Every table of the paper with the measured figures beside the published ones (docs/report.md): markdown, CSV and a
+# PNG bar chart per table in outputs/report/<time>/, from the MLflow store's chrono-eval and chrono-train runs.
+# REPORT_ARGS passes overrides, e.g. REPORT_ARGS="benchmark_names.davis=synthetic backbone_names.vits=tiny".
+REPORT_ARGS ?=
+
+paper-tables: setup
+	$(PY) -m chrono.report $(REPORT_ARGS)
 
 # A short synthetic video tracked with a grid of points, no download: outputs/demo/ (overlay.mp4, summary.png,
 # tracks.npz/csv, and *_ground_truth files drawn from the clip's exact tracks for comparison).

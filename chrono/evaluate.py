@@ -4,10 +4,15 @@
         tracker=chrono checkpoint=/ckpt/chrono_base.ckpt results_file=davis_first.json
     torchrun --nproc_per_node=4 -m chrono.evaluate ...   # videos split across ranks, each counted once
     python -m chrono.evaluate -m benchmark=davis,kinetics benchmark.query_mode=first,strided ...   # sweep
+    python -m chrono.evaluate benchmark=davis ... export_queries=queries/davis_first   # the protocol's queries
+    python -m chrono.evaluate benchmark=davis ... tracker=predictions predictions=cotracker/davis_first
+    python -m chrono.evaluate ... visualize=3   # the 3 lowest- and 3 highest-AJ videos drawn
 
 The loop is :func:`chrono.eval.benchmark.evaluate_benchmark`. Rank 0 writes the per-video metrics (CSV) and
 the benchmark means (JSON: "<benchmark>/<query_mode>" -> means and ``num_videos``) into the run folder and
-``results_file``, and logs params, metrics and tables to MLflow (:mod:`chrono.mlflow_runs`).
+``results_file``, draws the worst and best videos when asked (:mod:`chrono.eval.gallery`), and logs params,
+metrics, tables and pictures to MLflow (:mod:`chrono.mlflow_runs`). Another tracker's outputs are scored through
+the same loop (:mod:`chrono.eval.predictions`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from chrono.cli import hydra_command
 from chrono.config import register
 from chrono.errors import ConfigError
 from chrono.eval.benchmark import BenchmarkResult, benchmark_path, evaluate_benchmark, summary_row, write_results
+from chrono.eval.gallery import GALLERY_DIR, INDEX, write_gallery
 from chrono.eval.trackers import make_tracker
 from chrono.metrics import QUERY_MODES
 from chrono.progress import Progress
@@ -34,13 +40,19 @@ def _run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def log_to_mlflow(cfg, result: BenchmarkResult, files: Mapping[str, Path], run_dir: Path) -> str:
-    """One MLflow run (a child of the sweep's parent run inside a multirun): params, means, tables; its id."""
+def log_to_mlflow(cfg, result: BenchmarkResult, files: Mapping[str, Path], run_dir: Path,
+                  gallery: Path | None = None) -> str:
+    """One MLflow run (a child of the sweep's parent run inside a multirun): params, means, tables and the
+    gallery's pictures (``visualize/``); its id. Tagged with what the paper-tables report matches on."""
     tracker = str(cfg.tracker.name)
+    tags = {"tracker": tracker, "benchmark": cfg.benchmark.name, "query_mode": result.query_mode,
+            "run_dir": str(run_dir.resolve())}
+    if cfg.get("label"):
+        tags["label"] = cfg.label
     run = mlflow_runs.start_run(
         cfg.mlflow.experiment,
-        run_name=f"{tracker} {result.key}",
-        tags={"tracker": tracker, "benchmark": cfg.benchmark.name, "query_mode": result.query_mode},
+        run_name=f"{cfg.get('label') or tracker} {result.key}",
+        tags=tags,
         parent_run_id=mlflow_runs.parent_run_id(mlflow_runs.hydra_sweep_dir()),
     )
     with run:
@@ -49,6 +61,8 @@ def log_to_mlflow(cfg, result: BenchmarkResult, files: Mapping[str, Path], run_d
         run.log_table(result.rows, f"{result.key.replace('/', '_')}_videos.json")
         for path in files.values():
             run.log_artifact(path)
+        if gallery is not None:
+            run.log_artifacts(gallery, GALLERY_DIR)
         config_file = run_dir / ".hydra" / "config.yaml"
         if config_file.is_file():
             run.log_artifact(config_file, "hydra")
@@ -65,27 +79,42 @@ def run(cfg) -> dict[str, Any]:
     if cfg.benchmark.query_mode not in QUERY_MODES:
         raise ConfigError(f"benchmark.query_mode={cfg.benchmark.query_mode}: expected one of {', '.join(QUERY_MODES)}")
     where = dist.info()
+    if int(cfg.visualize) < 0 or int(cfg.visualize_points) < 1:
+        raise ConfigError(f"visualize={cfg.visualize} visualize_points={cfg.visualize_points}: expected "
+                          "visualize >= 0 videos (0: none) and visualize_points >= 1")
     device = dist.resolve_device(cfg.device)
     path = benchmark_path(cfg.benchmark, to_absolute_path)
     checkpoint = to_absolute_path(cfg.checkpoint) if cfg.checkpoint else None
-    tracker = make_tracker(cfg.tracker, checkpoint, device, cfg.trust_checkpoint)
-    if where.is_main:
-        Progress("chrono.evaluate", enabled=cfg.progress).say(
-            f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")
+    predictions = to_absolute_path(cfg.predictions) if cfg.predictions else None
+    export = Path(to_absolute_path(cfg.export_queries)) if cfg.export_queries else None
+    tracker = make_tracker(cfg.tracker, checkpoint, device, predictions, cfg.trust_checkpoint)
+    say = Progress("chrono.evaluate", enabled=cfg.progress and where.is_main).say
+    say(f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")
     result = evaluate_benchmark(
         tracker, cfg.benchmark.name, cfg.benchmark.format, path, cfg.benchmark.query_mode,
         resolution=tuple(cfg.benchmark.resolution), max_videos=cfg.max_videos, progress=cfg.progress,
+        export_queries=export,
     )
-    del tracker
     if where.is_main:
         run_dir = _run_dir()
         results_file = Path(to_absolute_path(cfg.results_file)) if cfg.results_file else None
         files = write_results(result, run_dir, results_file)
+        gallery = None
+        if cfg.visualize:
+            say(f"drawing the {cfg.visualize} lowest- and highest-AJ videos into {run_dir / GALLERY_DIR}")
+            gallery = run_dir / GALLERY_DIR
+            write_gallery(tracker, result, cfg.benchmark.format, path, gallery, int(cfg.visualize),
+                          tuple(cfg.benchmark.resolution), int(cfg.visualize_points))
         print(table_markdown([summary_row(result, str(cfg.tracker.name))]), end="")
         print(f"per-video metrics: {files['csv']}\nmeans: {files.get('results_file', files['json'])}")
+        if export is not None:
+            print(f"queries: {export}/<video>.npz")
+        if gallery is not None:
+            print(f"worst and best videos: {gallery / INDEX}")
         if cfg.mlflow.enabled:
-            run_id = log_to_mlflow(cfg, result, files, run_dir)
+            run_id = log_to_mlflow(cfg, result, files, run_dir, gallery)
             print(f"MLflow run {run_id} (experiment {cfg.mlflow.experiment})")
+    del tracker
     return {result.key: result.means}
 
 

@@ -32,6 +32,17 @@ class PointTracker(Protocol):
 
 
 @runtime_checkable
+class VideoAware(Protocol):
+    """A tracker that must know which benchmark video it is answering for (e.g. one that reads stored
+    predictions, :class:`chrono.eval.predictions.PredictionsTracker`): the evaluation loop calls
+    ``begin_video`` before each ``predict``."""
+
+    def begin_video(self, name: str, num_frames: int) -> None:
+        """The next ``predict`` call is for the benchmark video ``name`` of ``num_frames`` frames."""
+        ...
+
+
+@runtime_checkable
 class FrameSource(Protocol):
     """Frames of a video decoded on demand, so that a long video is never held in memory whole
     (implemented by :class:`chrono.video_io.FrameSource` and its readers)."""

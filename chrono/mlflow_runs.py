@@ -182,6 +182,10 @@ class MlflowRun:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        """Every file under ``folder``, kept in its subfolders, under ``artifact_path``."""
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
 

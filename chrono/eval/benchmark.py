@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from chrono import dist
 from chrono.errors import ConfigError
-from chrono.eval.tapvid import EVAL_RESOLUTION, decode_entry, iter_entries, sample_queries
+from chrono.eval.predictions import write_queries
+from chrono.eval.tapvid import EVAL_RESOLUTION, Queries, decode_entry, iter_entries, sample_queries
 from chrono.files import file_lock, write_json_atomic, write_text_atomic
+from chrono.interfaces import VideoAware
 from chrono.metrics import METRIC_NAMES, TABLE_LABELS, benchmark_means, compute_tapvid_metrics
 from chrono.progress import Progress
 from chrono.results import table_csv
@@ -42,23 +45,39 @@ class BenchmarkResult:
         return {**benchmark_means(self.rows), "num_videos": len(self.rows)}
 
 
-def evaluate_video(tracker: Any, video, query_mode: str) -> dict[str, Any]:
-    """Track the reference queries of one :class:`~chrono.eval.tapvid.TapVidVideo`; its metrics as floats.
+def predict_video(tracker: Any, video, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker's answer for ``queries`` of one :class:`~chrono.eval.tapvid.TapVidVideo`: tracks float64
+    [Q, T, 2] (x, y) and occluded bool [Q, T], in the video's pixels.
 
-    ``tracker`` follows :class:`chrono.interfaces.PointTracker` (``predict`` in the video's pixels).
+    ``tracker`` follows :class:`chrono.interfaces.PointTracker` (``predict`` in the video's pixels); one that is
+    also :class:`chrono.interfaces.VideoAware` is told the video's name first.
     """
-    queries = sample_queries(video, query_mode)
+    if isinstance(tracker, VideoAware):
+        tracker.begin_video(video.name, int(video.video.shape[0]))
     with torch.inference_mode():
         out = tracker.predict(
             torch.from_numpy(video.video[None]),
             torch.from_numpy(queries.query_points[None]).float(),
             resolution=video.video.shape[1:3],
         )
-    pred_tracks = out["tracks"].detach().to("cpu", torch.float64).numpy()
-    pred_occluded = out["occluded"].detach().cpu().numpy().astype(bool)
+    tracks = out["tracks"].detach().to("cpu", torch.float64).numpy()[0]
+    return tracks, out["occluded"].detach().cpu().numpy().astype(bool)[0]
+
+
+def evaluate_video(tracker: Any, video, query_mode: str, export_queries: Path | None = None) -> dict[str, Any]:
+    """Track the reference queries of one :class:`~chrono.eval.tapvid.TapVidVideo`; its metrics as floats.
+
+    ``export_queries``: also write the queries to ``<export_queries>/<video>.npz``
+    (:func:`chrono.eval.predictions.write_queries`; videos without a query write nothing).
+    """
+    queries = sample_queries(video, query_mode)
+    if export_queries is not None and len(queries.query_points):
+        write_queries(export_queries, video.name, queries.query_points, video.video.shape[0], query_mode,
+                      video.video.shape[1:3])
+    pred_tracks, pred_occluded = predict_video(tracker, video, queries)
     metrics = compute_tapvid_metrics(
         queries.query_points[None], queries.occluded[None], queries.target_points[None],
-        pred_occluded, pred_tracks, query_mode,
+        pred_occluded[None], pred_tracks[None], query_mode,
     )
     return {"num_queries": len(queries.query_points), **{k: float(v[0]) for k, v in metrics.items()}}
 
@@ -72,12 +91,14 @@ def evaluate_benchmark(
     resolution: Sequence[int] = EVAL_RESOLUTION,
     max_videos: int | None = None,
     progress: bool = True,
+    export_queries: str | Path | None = None,
 ) -> BenchmarkResult:
     """Evaluate ``tracker`` (a :class:`chrono.interfaces.PointTracker`) on one benchmark.
 
     Under torchrun every rank takes every world_size-th video and the per-video rows are gathered, so every
     rank returns the same complete result and each video counts exactly once. A video with no query (nothing
     visible) is skipped with a message, as it has no metric. ``progress``: one line per video on stderr.
+    ``export_queries``: a folder receiving each video's queries (:mod:`chrono.eval.predictions`).
     """
     where = dist.info()
     label = f"{benchmark}/{query_mode}" + (f" rank {where.rank}" if where.world_size > 1 else "")
@@ -92,7 +113,7 @@ def evaluate_benchmark(
         start = time.perf_counter()
         video = decode_entry(entry, resolution)
         row = {"index": video.index, "name": video.name, "num_frames": int(video.video.shape[0])}
-        metrics = evaluate_video(tracker, video, query_mode)
+        metrics = evaluate_video(tracker, video, query_mode, Path(export_queries) if export_queries else None)
         done += 1
         if metrics["num_queries"] == 0:
             meter.say(f"video {video.index} {video.name}: no visible point to query, skipped")

@@ -1,4 +1,5 @@
-"""The trackers an evaluation can run, by name: ``chrono`` (from a checkpoint) and ``zero_motion``."""
+"""The trackers an evaluation can run, by name: ``chrono`` (from a checkpoint), ``zero_motion`` and
+``predictions`` (a folder of another tracker's outputs, :mod:`chrono.eval.predictions`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,25 @@ from typing import Any, Mapping
 from chrono.errors import ConfigError
 
 
-def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device: str, trusted: bool = False) -> Any:
-    """The tracker named by ``tracker_cfg.name`` (conf/tracker/): ``zero_motion``, or ``chrono`` from
-    ``checkpoint`` (the other non-null entries of ``tracker_cfg`` go to :func:`chrono.load_tracker` as
-    overrides; ``trusted``: see :func:`chrono.checkpoint.read_checkpoint`). Every tracker follows
+def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device: str,
+                 predictions: str | None = None, trusted: bool = False) -> Any:
+    """The tracker named by ``tracker_cfg.name`` (conf/tracker/): ``zero_motion``, ``predictions`` (the
+    ``<video>.npz`` files in the folder ``predictions``), or ``chrono`` from ``checkpoint`` (the other non-null
+    entries of ``tracker_cfg`` go to :func:`chrono.load_tracker` as overrides; ``trusted``: see
+    :func:`chrono.checkpoint.read_checkpoint`). Every tracker follows
     :class:`chrono.interfaces.PointTracker`."""
     name = tracker_cfg["name"]
     if name == "zero_motion":
         from chrono.eval.baselines import ZeroMotionTracker
 
         return ZeroMotionTracker()
+    if name == "predictions":
+        from chrono.eval.predictions import PredictionsTracker
+
+        if not predictions:
+            raise ConfigError("tracker=predictions needs a folder: give predictions=DIR (one <video>.npz per video "
+                              "with tracks [N, T, 2] and occluded [N, T]; docs/evaluation.md)")
+        return PredictionsTracker(predictions)
     if name == "chrono":
         import chrono
         if not checkpoint:
@@ -26,4 +36,4 @@ def make_tracker(tracker_cfg: Mapping[str, Any], checkpoint: str | None, device:
             )
         overrides = {k: v for k, v in tracker_cfg.items() if k not in ("name", "checkpoint") and v is not None}
         return chrono.load_tracker(checkpoint, device=device, trusted=trusted, **overrides)
-    raise ConfigError(f"tracker={name}: unknown tracker; expected chrono or zero_motion")
+    raise ConfigError(f"tracker={name}: unknown tracker; expected chrono, zero_motion or predictions")

@@ -58,3 +58,29 @@ def test_newest_best_checkpoint_from_training_is_used(run_command, tmp_path, fix
         (tracker, f"{bench}/{mode}")
         for bench in ("synthetic",) for mode in ("first", "strided") for tracker in ("chrono", "zero_motion")
     ]
+
+
+def test_exported_queries_answered_elsewhere_join_the_table(run_command, tmp_path):
+    """EXPORT_QUERIES=DIR, then PREDICTIONS=DIR: the predictions rows (here zero motion computed from the exported
+    queries, as another tracker would write them) equal the zero_motion rows of the same table."""
+    import numpy as np
+
+    empty = tmp_path / "outputs"
+    empty.mkdir()
+    queries, answers = tmp_path / "queries", tmp_path / "answers"
+    _make_eval_all(run_command, tmp_path, empty, f"EXPORT_QUERIES={queries}", args="mlflow.enabled=false")
+    files = sorted(queries.rglob("*.npz"))
+    assert {p.relative_to(queries).parts[:2] for p in files} == {("synthetic", "first"), ("synthetic", "strided")}
+    for path in files:
+        with np.load(path) as data:
+            q, num_frames = data["query_points"], int(data["num_frames"])
+        target = answers / path.relative_to(queries)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(target, tracks=np.repeat(q[:, None, [2, 1]], num_frames, axis=1), occluded=np.zeros((len(q), num_frames), bool))
+    proc, rows = _make_eval_all(run_command, tmp_path, empty, f"PREDICTIONS={answers}", args="mlflow.enabled=false")
+    by = {(r["tracker"], r["benchmark"]): r for r in rows}
+    assert sorted(by) == [(t, f"synthetic/{m}") for t in ("predictions", "zero_motion") for m in ("first", "strided")]
+    for mode in ("first", "strided"):
+        zero, predicted = by["zero_motion", f"synthetic/{mode}"], by["predictions", f"synthetic/{mode}"]
+        assert {k: v for k, v in predicted.items() if k != "tracker"} == {k: v for k, v in zero.items() if k != "tracker"}
+    assert "| predictions | synthetic/strided |" in proc.stdout

@@ -79,3 +79,50 @@ def test_overlay_of_exact_tracks_sits_on_the_moving_content(tmp_path, make_movin
         for png in tmp_path.glob("*.png"):
             shutil.copy(png, Path(artifacts) / png.name)
     assert total > 40 and hits == total, f"{hits} of {total} visible markers at their track positions"
+
+
+def test_comparison_ring_for_truth_disc_for_prediction_line_when_apart():
+    from chrono.visualize import draw_comparison
+
+    frame = np.full((60, 60, 3), 128, np.uint8)
+    bg, red, blue = [128, 128, 128], [255, 0, 0], [0, 0, 255]
+    colors = np.array([red, blue], np.uint8)
+    # point 0: prediction 6 px right of the truth (no line); point 1: 20 px apart (a line joins them)
+    gt = np.array([[10.5, 10.5], [10.5, 40.5]])
+    pred = np.array([[16.5, 10.5], [30.5, 40.5]])
+    out = draw_comparison(frame, pred, np.zeros(2, bool), gt, np.zeros(2, bool), colors, radius=2)
+    assert out[10, 16].tolist() == red and out[10, 8].tolist() == red  # the disc's centre, the ring (radius 2)
+    assert out[10, 10].tolist() == bg and out[10, 13].tolist() == bg  # hollow ring, no line between
+    assert out[40, 30].tolist() == blue and out[40, 8].tolist() == blue
+    line = out[40, 14:28].astype(int)  # the line (drawn slightly see-through, under the markers)
+    assert (line[:, 2] > 220).all() and (line[:, :2] < 40).all()
+    ring_only = draw_comparison(frame, pred, np.ones(2, bool), gt, np.zeros(2, bool), colors, radius=2)
+    assert ring_only[10, 8].tolist() == red and ring_only[10, 16].tolist() == bg  # predicted occluded: no disc
+    assert ring_only[40, 30].tolist() == bg and ring_only[40, 20].tolist() == bg  # and no line
+    disc_only = draw_comparison(frame, pred, np.zeros(2, bool), gt, np.ones(2, bool), colors, radius=2)
+    assert disc_only[10, 8].tolist() == bg and disc_only[40, 30].tolist() == blue  # truth occluded: no ring
+
+
+def test_comparison_summary_panels_and_video(tmp_path, decord):
+    from chrono.visualize import draw_comparison_summary, write_comparison_video
+
+    T, H, W = 9, 32, 48
+    video = np.full((T, H, W, 3), 100, np.uint8)
+    gt = np.tile(np.array([[24.5, 8.5], [40.5, 14.5]])[:, None], (1, T, 1))  # clear of the panel labels
+    gt[0, :, 0] += np.arange(T)  # point 0 moves right by 1 px per frame
+    pred = gt + np.array([0.0, 12.0])  # 12 px below the truth
+    occluded = np.zeros((2, T), bool)
+    picture, panels = draw_comparison_summary(video, pred, occluded, gt, occluded, "caption", frames=4, scale=2)
+    assert set(panels) == {"ground truth", "prediction", "frame 0", "frame 3", "frame 5", "frame 8"}
+    assert picture.shape == (18 + 2 * H + H, 4 * W, 3)
+    colors = point_colors(2)
+    for name in ("frame 3", "frame 8"):
+        p = panels[name]
+        for i in range(2):
+            x, y = (pred[i, p.frame] * p.scale).astype(int) + (p.x0, p.y0)
+            assert picture[y, x].tolist() == colors[i].tolist(), (name, i)  # a disc on the prediction
+            x, y = (gt[i, p.frame] * p.scale).astype(int) + (p.x0, p.y0)
+            assert picture[y, x - 2].tolist() == colors[i].tolist(), (name, i)  # a ring (radius 2) on the truth
+    path = write_comparison_video(tmp_path / "cmp.mp4", video, pred, occluded, gt, occluded, fps=5, scale=2)
+    reader = decord.VideoReader(str(path))
+    assert len(reader) == T and reader[0].shape == (2 * H, 2 * W, 3)
