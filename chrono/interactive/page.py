@@ -153,6 +153,7 @@ def build_page(app: ChronoApp) -> gr.Blocks:
         highlight = gr.Dropdown([ALL], value=ALL, label="Highlight a point", elem_id="highlight")
         with gr.Row():
             plots = {q: gr.LinePlot(x="frame", y="value", color="point", title=q, height=240,
+                                    y_lim=[-0.1, 1.1] if q == "visible" else None,
                                     x_title="frame", y_title=q + (" (1 = visible)" if q == "visible" else " (pixels)"),
                                     elem_id=f"plot_{q}") for q in QUANTITIES}
         with gr.Row():
