@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import struct
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +46,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         # Lightning checkpoints may pickle arbitrary objects (hyper-parameters, callbacks): only open
         # those from a source you trust.
         pass
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, struct.error) as err:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=False)

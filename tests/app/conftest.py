@@ -15,9 +15,16 @@ WINDOW, OVERLAP, DEMO_FRAMES = 8, 4, 16
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture():
+    """:func:`free_port` (test folders are not packages: helpers reach tests through fixtures)."""
+    return free_port
 
 
 @pytest.fixture(scope="session")

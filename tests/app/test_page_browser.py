@@ -234,8 +234,11 @@ def test_remove_a_point_and_track_again_without_recomputing_features(page, serve
     assert "(window features: 0 computed," in pg.inner_text("#status")
     assert served.store.computed - computed_before == computed  # nothing went through the backbone again
     second = np.load(download(pg, "dl_npz", tmp_path / "second"))
-    np.testing.assert_array_equal(second["tracks"], first["tracks"][[0, 2]])
-    np.testing.assert_array_equal(second["occluded"], first["occluded"][[0, 2]])
+    np.testing.assert_array_equal(second["query_points"], first["query_points"][[0, 2]])
+    # the same features: the kept points' tracks move only by the float rounding of a smaller query batch
+    np.testing.assert_allclose(second["tracks"], first["tracks"][[0, 2]], atol=1e-3)
+    ref = reference_tracks(tmp_path, served.settings, [(t, x, y) for t, y, x in second["query_points"]])
+    np.testing.assert_array_equal(second["tracks"], ref["tracks"])  # and exactly chrono.track's
     screenshot(pg, tmp_path, "app_retracked.png")
 
 
