@@ -14,6 +14,7 @@ import torch
 
 from chrono.checkpoint import build_tracker
 from chrono.inference.windowed import FeatureStore, check_queries, plan_windows, track_video, windowed_features
+from chrono.video_io import ArraySource
 
 
 def _tracker(adapters: bool = True, random_adapters: bool = True, input_size: int = 56):
@@ -93,20 +94,23 @@ def test_windowed_features_close_to_whole_clip_with_temporal_adapters():
     assert 0 < gaps[-1] <= gaps[0] < 0.05, gaps
 
 
+class _Recording(ArraySource):
+    """An array source that records the frame ranges [start, stop) it decodes."""
+
+    def __init__(self, array):
+        super().__init__(array)
+        self.reads = []
+
+    def _decode(self, ids):
+        self.reads.append((int(ids[0]), int(ids[-1]) + 1))
+        return super()._decode(ids)
+
+
 def test_frames_are_read_one_window_at_a_time():
     """The structure behind bounded memory: no read spans more than a window, features of one window at a
     time; a grid on frame 0 costs no extra backbone pass (the query window is reused)."""
-    from chrono.video_io import ArraySource
-
-    class Recording(ArraySource):
-        reads: list = []
-
-        def _decode(self, ids):
-            self.reads.append((int(ids[0]), int(ids[-1]) + 1))
-            return super()._decode(ids)
-
     tracker, video = _tracker(), _video(T=14)
-    source = Recording(video)
+    source = _Recording(video)
     track_video(tracker, source, QUERIES[:1], window=6, overlap=2)  # a query on frame 0 only
     assert source.reads == [(w.start, w.stop) for w in plan_windows(14, 6, 2)]
     source.reads.clear()
@@ -118,17 +122,8 @@ def test_frames_are_read_one_window_at_a_time():
 def test_feature_store_reuses_every_window_and_changes_nothing():
     """With a FeatureStore, tracking the same video again with other points reads no frame and runs no
     backbone pass, and every answer is bit-identical to the default (storeless) path's."""
-    from chrono.video_io import ArraySource
-
-    class Recording(ArraySource):
-        reads: list = []
-
-        def _decode(self, ids):
-            self.reads.append((int(ids[0]), int(ids[-1]) + 1))
-            return super()._decode(ids)
-
     tracker, video = _tracker(), _video(T=14)
-    source, store = Recording(video), FeatureStore()
+    source, store = _Recording(video), FeatureStore()
     steps = []
     first = track_video(tracker, source, QUERIES, window=6, overlap=2, feature_store=store,
                         on_window=lambda done, total: steps.append((done, total)))
