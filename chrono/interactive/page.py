@@ -199,7 +199,8 @@ def build_page(app: ChronoApp) -> gr.Blocks:
                 raise VideoError("the upload brought no file")
             return opened(open_path(path, settings), old)
 
-        upload.upload(on_upload, [session, upload], open_outputs)
+        # then empty the drop zone again, ready for the next file (the video stays open)
+        upload.upload(on_upload, [session, upload], open_outputs).then(lambda: None, None, upload)
 
         @_guarded(status)
         def on_frame(s, r, t):

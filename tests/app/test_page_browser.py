@@ -208,6 +208,13 @@ def test_click_two_points_track_and_download(page, served, tmp_path):
     for key in ("tracks", "occluded", "query_points", "occlusion_logits", "expected_dist_logits", "frames"):
         np.testing.assert_array_equal(npz[key], ref[key], err_msg=key)
 
+    # highlight point 1: the summary is drawn again (its other trajectories grey)
+    summary_src = pg.get_attribute("#summary img", "src")
+    pg.locator("#highlight input").fill("1")
+    pg.locator("#highlight input").press("Enter")
+    pg.wait_for_function("old => { const e = document.querySelector('#summary img'); return e && e.src !== old; }",
+                         arg=summary_src)
+
 
 def test_remove_a_point_and_track_again_without_recomputing_features(page, served, tmp_path):
     """Three points on two frames, Track; remove one by clicking on it; Track again: no window goes through
@@ -243,8 +250,19 @@ def test_remove_a_point_and_track_again_without_recomputing_features(page, serve
 
 
 def test_bad_input_gets_a_message_and_the_page_keeps_working(page, served, tmp_path):
-    """A missing path, a video over max_frames and a checkpoint that does not fit: a message each, no trace."""
+    """Uploads (a video, a file that is none), a missing path, a video over max_frames and a checkpoint that does
+    not fit: a message each, no trace; a grid on an uploaded video; the page keeps working."""
     pg = page
+    np.save(tmp_path / "upload.npy", np.random.default_rng(0).integers(0, 255, (12, 24, 32, 3), np.uint8))
+    pg.set_input_files("#upload input[type=file]", str(tmp_path / "upload.npy"))
+    _status_has(pg, "Opened")
+    assert "upload.npy: 12 frames of 32 x 24 pixels, shown x20" in pg.inner_text("#video_info")
+    pg.locator("#grid_n input").fill("2")
+    pg.click("#grid")
+    pg.wait_for_function("() => document.querySelector('#npoints').innerText.includes('4 points on frame 0')")
+    (tmp_path / "junk.mp4").write_bytes(b"no video in here")
+    pg.set_input_files("#upload input[type=file]", str(tmp_path / "junk.mp4"))
+    _status_has(pg, "not a readable video")
     pg.fill("#server_path textarea", str(tmp_path / "missing.mp4"))
     pg.click("#open_path")
     _status_has(pg, "no such video file")
