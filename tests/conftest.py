@@ -6,6 +6,13 @@ from pathlib import Path
 
 import pytest
 
+# Tests import decord directly (pytest.importorskip): load pyspng first, as chrono.video_io.import_decord does
+# (decord's RTLD_GLOBAL zlib breaks a pyspng loaded after it: "zlib init error" in the Kubric tests).
+try:
+    import pyspng  # noqa: F401
+except ImportError:
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -68,7 +68,8 @@ class WindowProgress:
     and the suite's own line for the step (``tracking: window 3/6 (frames ...)``)."""
 
     def __init__(self, report: Callable[[float, str], None]):
-        self.report, self.meter, self.last = report, None, ""
+        self.report, self.last = report, ""
+        self.meter = Progress("chrono.app", unit="window", enabled=False)  # timed from here: the ETA's rate
 
     def say(self, message: str) -> None:
         self.last = message
@@ -76,8 +77,7 @@ class WindowProgress:
             self.report(1.0, f"writing overlay.mp4: {message}")
 
     def on_window(self, done: int, total: int) -> None:
-        if self.meter is None:
-            self.meter = Progress("chrono.app", total=total, unit="window", enabled=False)
+        self.meter.total = total
         eta = format_duration(self.meter.eta(done))
         self.report(done / total, f"windows {done}/{total}, ETA {eta} | {self.last}")
 
