@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= $(if $(wildcard /opt/wheels/torch-2.13.0*),torch==2.13.0,torch)
 EXTRAS ?= test
 
-.PHONY: setup test test-fast train eval-all paper-tables bench demo ui clean
+.PHONY: setup test test-fast train eval-all paper-tables bench demo app ui clean
 
 setup: $(STAMP)
 
@@ -83,6 +83,13 @@ paper-tables: setup
 # tracks.npz/csv, and *_ground_truth files drawn from the clip's exact tracks for comparison).
 demo: setup
 	$(PY) -m chrono.track demo=true out=outputs/demo
+
+# The interactive page (docs/app.md): http://127.0.0.1:7860, this machine only; ARGS passes options,
+# e.g. make app ARGS="checkpoint=checkpoints/chrono_vitb.ckpt device=cuda port=8000". The test extras bring
+# the app extra (Gradio) along; with other EXTRAS it is installed here.
+app: setup
+	@$(PY) -c "import gradio" 2>/dev/null || $(PY) -m pip install -q -e '.[app]'
+	$(PY) -m chrono.app $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

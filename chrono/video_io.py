@@ -163,6 +163,22 @@ def _select(total: int, start: int, end: int | None, stride: int, name: str) -> 
     return np.arange(start, end, stride)
 
 
+def import_decord():
+    """The decord module, imported after pyspng when pyspng is installed.
+
+    decord loads its library with RTLD_GLOBAL, so the zlib bundled with it enters the process's global symbol
+    scope; pyspng (Kubric's PNGs, chrono.kubric.tfds) loaded after that binds to it and fails every decode with
+    "zlib init error". Loaded before decord, pyspng keeps its own zlib.
+    """
+    try:
+        import pyspng  # noqa: F401
+    except ImportError:
+        pass
+    import decord
+
+    return decord
+
+
 def open_video(
     path: str | os.PathLike, start: int = 0, end: int | None = None, stride: int = 1, max_side: int | None = None
 ) -> FrameSource:
@@ -198,7 +214,7 @@ def open_video(
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: an empty file")
     try:
-        import decord
+        decord = import_decord()
     except ImportError as err:
         raise VideoError(
             f"{path}: reading video files needs decord (x86-64 wheels only); convert the video to a folder "

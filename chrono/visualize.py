@@ -103,6 +103,21 @@ def draw_points(
     return _composite(frame, draw_on)
 
 
+def label_points(frame: np.ndarray, xy: np.ndarray, labels: list[str], colors: np.ndarray | None = None) -> np.ndarray:
+    """``frame`` [H, W, 3] uint8 with ``labels[i]`` written beside the point ``xy[i]`` ((x, y) raster pixels
+    [N, 2]), in ``colors[i]`` (default :func:`point_colors`) on a dark outline so it reads on any background."""
+    colors = point_colors(len(xy)) if colors is None else colors
+    pts = raster_to_index(np.asarray(xy, np.float64).reshape(-1, 2))
+    offset = marker_radius(frame.shape[:2]) * 1.6 + 2
+
+    def draw_on(draw: ImageDraw.ImageDraw) -> None:
+        for (x, y), text, color in zip(pts, labels, colors):
+            draw.text((x + offset, y - offset - 8), text, fill=(*color.tolist(), 255), stroke_width=2,
+                      stroke_fill=(0, 0, 0, 255))
+
+    return _composite(frame, draw_on)
+
+
 def draw_trajectories(
     frame: np.ndarray,
     tracks: np.ndarray,

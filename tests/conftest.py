@@ -1,10 +1,17 @@
-"""Shared test helpers: where the reference fixtures live."""
+"""Shared test helpers: where the reference fixtures live, a tiny checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+# Tests import decord directly (pytest.importorskip): load pyspng first, as chrono.video_io.import_decord does
+# (decord's RTLD_GLOBAL zlib breaks a pyspng loaded after it: "zlib init error" in the Kubric tests).
+try:
+    import pyspng  # noqa: F401
+except ImportError:
+    pass
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,3 +33,20 @@ def fixtures_dir() -> Path:
     if FIXTURES is None:
         pytest.skip("../shared/fixtures is not beside this checkout")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A chrono.train-format checkpoint of a random tiny tracker (input 112 x 112: an 8 x 8 feature grid)
+    whose adapters are non-trivial (conv2 not zero), so windowing changes its features."""
+    import torch
+
+    from chrono.checkpoint import build_tracker, tracker_checkpoint
+
+    torch.manual_seed(0)
+    tracker = build_tracker("tiny", input_size=112)
+    for adapter in tracker.adapter:
+        torch.nn.init.normal_(adapter.conv2.weight, std=0.05)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save(tracker_checkpoint(tracker), path)
+    return path

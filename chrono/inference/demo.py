@@ -22,13 +22,14 @@ from chrono.video_io import open_video
 def newest_train_checkpoint(root: Path | None = None) -> Path | None:
     """The newest checkpoint ``make train`` wrote (``outputs/train/**/checkpoints/{best,last}.ckpt``; of one
     run, best before last), or None."""
+    root = project_root() / "outputs" / "train" if root is None else Path(root)
     found = [p for name in ("best.ckpt", "last.ckpt") for p in root.glob(f"**/checkpoints/{name}")] if root.is_dir() else []
     return max(found, key=lambda p: (p.parent.stat().st_mtime, p.name == "best.ckpt")) if found else None
 
 
 def demo_tracker(checkpoint, device: str, say: Callable[[str], None], overrides: dict | None = None):
-    """The demo's tracker: ``checkpoint``, else the newest make-train checkpoint, else the random-weight
-    official-layout fixture (../shared/fixtures), else a fresh tiny tracker."""
+    """The demo's tracker: ``checkpoint``, else the newest make-train checkpoint, else an untrained one
+    (:func:`untrained_tracker`)."""
     import chrono
 
     overrides = dict(overrides or {})
@@ -38,15 +39,27 @@ def demo_tracker(checkpoint, device: str, say: Callable[[str], None], overrides:
     if found is not None:
         say(f"using the newest make-train checkpoint {found}")
         return chrono.load_tracker(found, device=dist.resolve_device(device), **overrides)
+    return untrained_tracker(device, say, overrides, "this demo only shows the pipeline (compare *_ground_truth files)")
+
+
+UNTRAINED_WARNING = ("NO TRAINED CHECKPOINT: using {what} with RANDOM weights. Its tracks are meaningless; {shows}. "
+                     "Run `make train` for a trained one.")
+
+
+def untrained_tracker(device: str, say: Callable[[str], None], overrides: dict | None = None,
+                      shows: str = "it only shows the pipeline"):
+    """A tracker with random weights, said loudly: the official-layout fixture ``../shared/fixtures/
+    chrono_official_tiny`` (at input 448) when it is beside the checkout, else a fresh tiny tracker (input 224).
+    ``shows``: what the run is still good for, in the warning."""
+    import chrono
+
+    overrides = dict(overrides or {})
     fixture = repo_root().parent / "shared" / "fixtures" / "chrono_official_tiny" / "model.ckpt"
     if fixture.is_file():
         overrides.setdefault("input_size", 448)
-        say(f"NO TRAINED CHECKPOINT: using {fixture}, a tiny Chrono with RANDOM weights, at input "
-            f"{overrides['input_size']}. Its tracks are meaningless; this demo only shows the pipeline (compare "
-            "*_ground_truth files). Run `make train` for a trained one.")
+        say(UNTRAINED_WARNING.format(what=f"{fixture}, a tiny Chrono at input {overrides['input_size']},", shows=shows))
         return chrono.load_tracker(fixture, device=dist.resolve_device(device), **overrides)
-    say("NO TRAINED CHECKPOINT: using a fresh tiny tracker with RANDOM weights. Its tracks are meaningless; this "
-        "demo only shows the pipeline (compare *_ground_truth files). Run `make train` for a trained one.")
+    say(UNTRAINED_WARNING.format(what="a fresh tiny tracker", shows=shows))
     overrides.setdefault("input_size", 224)
     return chrono.load_tracker(None, device=dist.resolve_device(device), backbone="tiny", **overrides)
 

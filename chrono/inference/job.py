@@ -9,7 +9,7 @@ from chrono import dist
 from chrono.checkpoint import CheckpointError
 from chrono.inference.outputs import write_outputs
 from chrono.inference.queries import TrackError, queries_for, to_selection
-from chrono.inference.windowed import DEFAULT_OVERLAP, DEFAULT_WINDOW, track_video
+from chrono.inference.windowed import DEFAULT_OVERLAP, DEFAULT_WINDOW, FeatureStore, track_video
 from chrono.progress import as_callback
 from chrono.video_io import FrameSource, open_video
 
@@ -36,6 +36,8 @@ def track(
     trail: int = 8,
     fps: float | None = None,
     progress: bool | Callable[[str], None] = True,
+    feature_store: FeatureStore | None = None,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> dict[str, Path]:
     """Track ``queries`` through ``video`` and write the files of ``python -m chrono.track`` into ``out``.
 
@@ -51,6 +53,8 @@ def track(
       resolution: (H, W) frames are resized to for tracking (the reference's 256 x 256).
       tracker_overrides: head settings for :func:`chrono.load_tracker` (e.g. ``input_size``).
       trusted: full unpickling of a checkpoint file you trust (see :func:`chrono.checkpoint.read_checkpoint`).
+      feature_store, on_window: passed to :func:`chrono.inference.windowed.track_video` (features kept
+        across calls on the same opened ``video``; a structured per-window progress hook).
 
     Returns:
       {"npz", "csv", "summary", "overlay"} -> written paths.
@@ -70,7 +74,8 @@ def track(
     say(f"{source.name}: {source.num_frames} frames of {source.hw[0]} x {source.hw[1]} "
         f"(file: {source.original_hw[0]} x {source.original_hw[1]}), {len(q_sel)} queries")
     result = track_video(tracker, source, q_sel, window=window or None, overlap=overlap if window else 0,
-                         resolution=tuple(resolution), progress=say)
+                         resolution=tuple(resolution), progress=say, feature_store=feature_store,
+                         on_window=on_window)
     files = write_outputs(Path(out), source, result, q_file, overlay=overlay, summary=summary, trail=trail, fps=fps,
                           progress=say)
     say(f"wrote {', '.join(str(p) for p in files.values())}")

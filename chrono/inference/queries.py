@@ -79,6 +79,19 @@ def read_query_csv(path: str | Path) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
+def write_query_csv(path: str | Path, queries: np.ndarray) -> Path:
+    """Queries [N, 3] (t, y, x) (file frame numbers, pixels) as the ``t,x,y`` CSV :func:`read_query_csv` reads
+    back bit for bit (float32 values written with 9 significant digits), atomically."""
+    from chrono.files import atomic_path
+
+    q = np.asarray(queries, np.float32).reshape(-1, 3)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            f.write("t,x,y\n")
+            f.writelines(f"{t:.9g},{x:.9g},{y:.9g}\n" for t, y, x in q.tolist())
+    return Path(path)
+
+
 def is_grid_spec(spec: Any) -> bool:
     """Whether ``queries=`` names a grid size n (an integer, or a string of digits) rather than a CSV file."""
     return isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit())

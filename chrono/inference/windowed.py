@@ -19,14 +19,21 @@ Peak memory is that of one window (plus the [N, T] outputs); compute is ``window
 times a single pass, plus the windows of step 2 (the last of which step 3 reuses: a grid on frame 0
 costs nothing extra). With ``window >= T`` the answer is exactly :meth:`ChronoTracker.predict`'s.
 
+Re-tracking the same video with other points (the interactive page, chrono/interactive/) can keep every
+window's features in a :class:`FeatureStore` passed as ``feature_store=``: then no window goes through the
+backbone twice, and memory is that of the stored windows (bounded by the store's ``max_bytes``). Without
+a store (the default) nothing outlives the call.
+
 Coordinates: queries (t, y, x) and tracks (x, y) in pixels of the video given (raster convention);
 the video is resized to ``resolution`` before tracking, like the reference inference.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 import numpy as np
 import torch
@@ -107,18 +114,90 @@ def check_queries(query_points: np.ndarray, num_frames: int, hw: tuple[int, int]
         )
 
 
-class _FeatureCache:
-    """Features of one window at a time (the last computed one is reused when asked again)."""
+class FeatureStore:
+    """Features of every window computed so far, kept across :func:`track_video` calls (least recently
+    used first out beyond ``max_bytes``).
 
-    def __init__(self, tracker, source, resolution, device):
+    Keys are ``(tracker, source, start, stop, resolution)``: the tracker and the frame source objects
+    themselves (by identity: the same opened video and the same loaded weights), the window's frames
+    [start, stop) and the tracking resolution (H, W). Values are the window's features [1, stop - start,
+    g, g, C] exactly as :meth:`ChronoTracker.extract_features` returned them (same device and dtype), so
+    tracks computed from stored features equal those of a fresh run bit for bit.
+
+    Memory: ``(stop - start) * g * g * C * 4`` bytes per window (g = input_size / 14; a ViT-S at input 896:
+    6.3 MB per frame, times ``window / (window - overlap)`` for the overlaps). ``max_bytes=None`` keeps
+    everything; a window larger than ``max_bytes`` is not kept. ``computed`` and ``reused`` count backbone
+    passes and windows served from the store. Thread-safe.
+    """
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_bytes
+        self.computed = 0
+        self.reused = 0
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored features."""
+        with self._lock:
+            return sum(v.numel() * v.element_size() for v in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The features stored under ``key``, else ``compute()`` (counted, then stored)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.reused += 1
+                return self._items[key]
+        value = compute()
+        size = value.numel() * value.element_size()
+        with self._lock:
+            self.computed += 1
+            if self.max_bytes is None or size <= self.max_bytes:
+                self._items[key] = value
+                held = sum(v.numel() * v.element_size() for v in self._items.values())
+                while self.max_bytes is not None and held > self.max_bytes:
+                    _, old = self._items.popitem(last=False)
+                    held -= old.numel() * old.element_size()
+        return value
+
+    def discard(self, obj: Hashable) -> None:
+        """Drop every window whose key holds ``obj`` (a tracker or a frame source no longer used)."""
+        with self._lock:
+            for key in [k for k in self._items if any(part is obj for part in k)]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class _FeatureCache:
+    """Features of one window at a time (the last computed one is reused when asked again); with a
+    :class:`FeatureStore`, of every window the store keeps."""
+
+    def __init__(self, tracker, source, resolution, device, store: FeatureStore | None = None):
         self.tracker, self.source, self.resolution, self.device = tracker, source, resolution, device
+        self.store = store
         self.key, self.value = None, None
+
+    def _compute(self, w: Window) -> torch.Tensor:
+        video = model_input(self.source.read(w.start, w.stop)[None], self.device, self.resolution)
+        return self.tracker.extract_features(video)
 
     def __call__(self, w: Window) -> torch.Tensor:
         if self.key != w:
             self.value = None  # free the old window before computing the next
-            video = model_input(self.source.read(w.start, w.stop)[None], self.device, self.resolution)
-            self.key, self.value = w, self.tracker.extract_features(video)
+            if self.store is None:
+                self.value = self._compute(w)
+            else:
+                key = (self.tracker, self.source, w.start, w.stop, tuple(self.resolution))
+                self.value = self.store.get(key, lambda: self._compute(w))
+            self.key = w
         return self.value
 
 
@@ -152,6 +231,8 @@ def track_video(
     overlap: int = DEFAULT_OVERLAP,
     resolution: tuple[int, int] = (256, 256),
     progress: Callable[[str], None] | None = None,
+    feature_store: FeatureStore | None = None,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Track points through one video in the memory of ``window`` frames.
 
@@ -166,6 +247,10 @@ def track_video(
       overlap: frames shared by consecutive windows.
       resolution: (H, W) frames are resized to before tracking (the reference's 256 x 256).
       progress: called with a one-line message per window.
+      feature_store: keeps every window's features for later calls on the same ``video`` object (see
+        :class:`FeatureStore`); None (the default): one window in memory at a time.
+      on_window: called as ``on_window(done, total)`` after each window pass: the query-feature windows
+        and then every window of the video, ``total`` counting both.
 
     Returns:
       numpy ``tracks`` [N, T, 2] float32 (x, y) in pixels of ``video``; ``occluded`` [N, T] bool
@@ -182,12 +267,14 @@ def track_video(
     windows = plan_windows(T, window, overlap)
     q_res = torch.as_tensor(rescale_tyx(queries, hw, resolution), device=device)
     owner = np.searchsorted([w.core_stop for w in windows], np.round(queries[:, 0]), side="right")
-    features = _FeatureCache(tracker, source, resolution, device)
+    features = _FeatureCache(tracker, source, resolution, device, feature_store)
     say = progress or (lambda msg: None)
+    needed = sorted(set(owner.tolist()), reverse=True)
+    total = len(needed) + len(windows)
+    step = on_window or (lambda done, total: None)
 
     # Step 2 in reverse window order, so that step 3 starts on the window computed last.
     query_feats = None
-    needed = sorted(set(owner.tolist()), reverse=True)
     for j, k in enumerate(needed):
         w = windows[k]
         say(f"query features: window {j + 1}/{len(needed)} (frames {w.start}-{w.stop - 1})")
@@ -198,13 +285,14 @@ def track_video(
         if query_feats is None:
             query_feats = sampled.new_empty(len(queries), sampled.shape[-1])
         query_feats[idx] = sampled
+        step(j + 1, total)
 
     N = len(queries)
     tracks = np.empty((N, T, 2), np.float32)
     occ = np.empty((N, T), np.float32)
     expd = np.empty((N, T), np.float32)
     occluded = np.empty((N, T), bool)
-    for w, core in _stream_cores(windows, features, say):
+    for k, (w, core) in enumerate(_stream_cores(windows, features, say)):
         shifted = q_res - torch.tensor([w.core_start, 0.0, 0.0], device=device)  # pins the query frame inside the core
         out = tracker.track_features(core, shifted[None], tuple(resolution), query_features=query_feats[None])
         frames = slice(w.core_start, w.core_stop)
@@ -212,4 +300,5 @@ def track_video(
         occ[:, frames] = out["occlusion"][0].cpu().numpy()
         expd[:, frames] = out["expected_dist"][0].cpu().numpy()
         occluded[:, frames] = head.occluded_from_logits(out["occlusion"][0], out["expected_dist"][0]).cpu().numpy()
+        step(len(needed) + k + 1, total)
     return {"tracks": tracks, "occluded": occluded, "occlusion": occ, "expected_dist": expd}

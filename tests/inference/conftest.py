@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 
 def smooth_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -69,21 +68,6 @@ def decord():
 def make_moving_clip():
     """:func:`moving_clip` (test folders are not packages: helpers reach tests through fixtures)."""
     return moving_clip
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A chrono.train-format checkpoint of a random tiny tracker (input 112 x 112: an 8 x 8 feature grid)
-    whose adapters are non-trivial (conv2 not zero), so windowing changes its features."""
-    from chrono.checkpoint import build_tracker, tracker_checkpoint
-
-    torch.manual_seed(0)
-    tracker = build_tracker("tiny", input_size=112)
-    for adapter in tracker.adapter:
-        torch.nn.init.normal_(adapter.conv2.weight, std=0.05)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save(tracker_checkpoint(tracker), path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -138,3 +138,18 @@ def test_mp4_writer_pads_odd_sizes_and_is_atomic(tmp_path, decord):
             w.write(np.zeros((10, 8, 3), np.uint8))
     write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "odd.mp4"]  # no partial or temporary files
+
+
+@needs_decord
+def test_decord_does_not_break_pyspng():
+    """decord's RTLD_GLOBAL zlib broke a pyspng loaded after it ("zlib init error"); import_decord loads
+    pyspng first. In a fresh process, since the order of loading is what matters."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyspng")
+    probe = ("import io, numpy as np\nfrom PIL import Image\nfrom chrono.video_io import import_decord\n"
+             "import_decord()\nimport pyspng\nb = io.BytesIO()\n"
+             "Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(b, format='PNG')\nprint(pyspng.load(b.getvalue()).shape)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "(8, 8, 3)", res.stderr[-500:]

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from chrono.checkpoint import build_tracker
-from chrono.inference.windowed import check_queries, plan_windows, track_video, windowed_features
+from chrono.inference.windowed import FeatureStore, check_queries, plan_windows, track_video, windowed_features
+from chrono.video_io import ArraySource
 
 
 def _tracker(adapters: bool = True, random_adapters: bool = True, input_size: int = 56):
@@ -93,26 +94,76 @@ def test_windowed_features_close_to_whole_clip_with_temporal_adapters():
     assert 0 < gaps[-1] <= gaps[0] < 0.05, gaps
 
 
+class _Recording(ArraySource):
+    """An array source that records the frame ranges [start, stop) it decodes."""
+
+    def __init__(self, array):
+        super().__init__(array)
+        self.reads = []
+
+    def _decode(self, ids):
+        self.reads.append((int(ids[0]), int(ids[-1]) + 1))
+        return super()._decode(ids)
+
+
 def test_frames_are_read_one_window_at_a_time():
     """The structure behind bounded memory: no read spans more than a window, features of one window at a
     time; a grid on frame 0 costs no extra backbone pass (the query window is reused)."""
-    from chrono.video_io import ArraySource
-
-    class Recording(ArraySource):
-        reads: list = []
-
-        def _decode(self, ids):
-            self.reads.append((int(ids[0]), int(ids[-1]) + 1))
-            return super()._decode(ids)
-
     tracker, video = _tracker(), _video(T=14)
-    source = Recording(video)
+    source = _Recording(video)
     track_video(tracker, source, QUERIES[:1], window=6, overlap=2)  # a query on frame 0 only
     assert source.reads == [(w.start, w.stop) for w in plan_windows(14, 6, 2)]
     source.reads.clear()
     track_video(tracker, source, QUERIES, window=6, overlap=2)  # queries on frames 0, 7, 10, 13
     assert max(b - a for a, b in source.reads) == 6
     assert len(source.reads) == 3 + len(plan_windows(14, 6, 2)) - 1  # query windows (last one reused) + stream
+
+
+def test_feature_store_reuses_every_window_and_changes_nothing():
+    """With a FeatureStore, tracking the same video again with other points reads no frame and runs no
+    backbone pass, and every answer is bit-identical to the default (storeless) path's."""
+    tracker, video = _tracker(), _video(T=14)
+    source, store = _Recording(video), FeatureStore()
+    steps = []
+    first = track_video(tracker, source, QUERIES, window=6, overlap=2, feature_store=store,
+                        on_window=lambda done, total: steps.append((done, total)))
+    windows = plan_windows(14, 6, 2)
+    assert store.computed == len(windows) == len(store) and len(source.reads) == len(windows)  # each window once
+    assert steps == [(k, 3 + len(windows)) for k in range(1, 4 + len(windows))]  # 3 query windows, then the stream
+    plain = track_video(tracker, video, QUERIES, window=6, overlap=2)
+    for key in plain:
+        np.testing.assert_array_equal(first[key], plain[key], err_msg=key)
+
+    source.reads.clear()
+    again = track_video(tracker, source, QUERIES[[3, 1]], window=6, overlap=2, feature_store=store)
+    assert source.reads == [] and store.computed == len(windows)
+    fresh = track_video(tracker, video, QUERIES[[3, 1]], window=6, overlap=2)
+    for key in plain:  # bit-identical to a fresh run of the same queries (a subset of another run's rows is
+        np.testing.assert_array_equal(again[key], fresh[key], err_msg=key)  # equal only to float rounding:
+        np.testing.assert_allclose(again[key], plain[key][[3, 1]], atol=1e-3)  # the head batches the queries)
+    # another tracker, resolution or video is another key
+    track_video(tracker, source, QUERIES[:1], window=6, overlap=2, resolution=(128, 128), feature_store=store)
+    assert store.computed == 2 * len(windows)
+    store.discard(source)
+    assert len(store) == 0
+
+
+def test_feature_store_bound_drops_the_least_recently_used():
+    store = FeatureStore(max_bytes=3 * 400)
+    value = lambda: torch.zeros(100)  # noqa: E731 - 400 bytes
+    for key in "abcd":
+        store.get((key,), value)
+    assert len(store) == 3 and store.nbytes == 1200 and store.computed == 4
+    store.get(("b",), value)  # b becomes the most recent: c goes next
+    store.get(("e",), value)
+    assert store.reused == 1 and store.computed == 5
+    store.get(("b",), value)
+    store.get(("c",), value)
+    assert store.computed == 6  # c was dropped, b was kept
+    assert len(FeatureStore(max_bytes=0).get(("x",), value)) == 100  # keeps nothing, still answers
+    empty = FeatureStore(max_bytes=0)
+    empty.get(("x",), value)
+    assert len(empty) == 0
 
 
 def test_query_errors_name_the_query():
