@@ -183,3 +183,19 @@ def test_damaged_shard_bytes_stop_training_with_one_line(tmp_path, command):
     assert re.match(rf"chrono\.train: error: {re.escape(str(shard))} clip 'clip_00000\d': cannot read the data "
                     r"\(damaged file: checksum", last), last
     assert not list((tmp_path / "run").glob("*.log"))  # no empty train.log
+
+
+def test_the_stop_handler_hands_the_signal_to_a_scheduler_handler_after_saving():
+    from chrono.training.stopping import GracefulStop
+
+    received = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))  # e.g. submitit's
+    try:
+        with GracefulStop() as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.1)
+            assert stop.requested and stop.signum == signal.SIGUSR2 and received == []  # only a flag so far
+            stop.hand_over()  # after last.ckpt is written: the scheduler's requeue
+            assert received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
