@@ -6,7 +6,8 @@ On CUDA, :func:`accelerate` turns on:
   PyTorch SDPA's flash / memory-efficient kernels without xFormers, so the 4,097-token frames at 896 x 896
   never materialise their attention matrix;
 - channels-last adapter convolutions (cuDNN's fast layout for bf16 convolutions);
-- optionally ``torch.compile`` of every ViT block and adapter (in place: parameter names are kept).
+- optionally ``torch.compile`` of every ViT block and adapter, or of a CNN backbone (in place: parameter names
+  are kept).
 On any other device it changes nothing: bf16 autocast on CPU is several times slower than float32, and the
 float32 numbers are the reference's.
 
@@ -32,6 +33,6 @@ def accelerate(tracker: ChronoTracker, bf16: bool = True, channels_last: bool = 
         for adapter in tracker.adapter:
             adapter.to(memory_format=torch.channels_last)
     if compile:
-        for module in (*tracker.dino.blocks, *tracker.adapter):
+        for module in (*tracker.dino.blocks, *tracker.adapter) if tracker.is_vit else (tracker.cnn,):
             module.compile()
     return tracker
