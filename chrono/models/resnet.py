@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
@@ -31,15 +31,10 @@ from chrono.layers.preact_block import PreActBlock
 from chrono.layers.same_padding import Conv2dSame
 
 
-def tuple_fields(cfg, *names: str) -> None:
-    """Sequence fields of a frozen config stored as tuples (Hydra and JSON give lists)."""
-    for name in names:
-        object.__setattr__(cfg, name, tuple(getattr(cfg, name)))
-
-
 @dataclass(frozen=True)
 class ResNetConfig:
-    """TAPIR's ResNet with a 64 x 64 grid at 256 x 256 input (see the module docstring)."""
+    """TAPIR's ResNet with a 64 x 64 grid at 256 x 256 input (see the module docstring). Group g has
+    ``blocks[g]`` blocks of width ``channels[g]``, the first of them strided by ``strides[g]``."""
 
     arch: str = "resnet18"
     stem_channels: int = 64
@@ -47,15 +42,21 @@ class ResNetConfig:
     strides: tuple[int, ...] = (1, 2, 1, 1)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
 
+    ARCH: ClassVar[str] = "resnet18"
+    STEM_STRIDE: ClassVar[int] = 2  # the stem's 7x7 / 2 conv
+    PER_GROUP: ClassVar[tuple[str, ...]] = ("channels", "strides", "blocks")  # one entry per group each
+
     def __post_init__(self):
-        tuple_fields(self, "channels", "strides", "blocks")
-        if self.arch != "resnet18" or not len(self.channels) == len(self.strides) == len(self.blocks):
-            raise ValueError(f"ResNetConfig: arch must be 'resnet18' and channels, strides, blocks of one length: {self}")
+        for name in self.PER_GROUP:  # stored as tuples (Hydra and JSON give lists)
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.arch != self.ARCH or len({len(getattr(self, name)) for name in self.PER_GROUP}) != 1:
+            raise ValueError(f"{type(self).__name__}: arch must be {self.ARCH!r} and {', '.join(self.PER_GROUP)} "
+                             f"of one length, got {self}")
 
     @property
     def stride(self) -> int:
-        """Input pixels per feature cell: the stem's 2 times the groups' strides (4 by default)."""
-        return 2 * math.prod(self.strides)
+        """Input pixels per feature cell: the stem's times the groups' strides (4 by default)."""
+        return self.STEM_STRIDE * math.prod(self.strides)
 
     @property
     def out_channels(self) -> int:

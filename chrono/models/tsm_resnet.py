@@ -23,41 +23,30 @@ TAP-Net synchronises BatchNorm across devices; chrono.train converts it to SyncB
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from chrono.layers.same_padding import Conv2dSame, max_pool_same
-from chrono.models.resnet import block_groups, frames_to_grid, haiku_init_, run_groups, tuple_fields
+from chrono.models.resnet import ResNetConfig, block_groups, frames_to_grid, haiku_init_, run_groups
 
 
 @dataclass(frozen=True)
-class TSMResNetConfig:
-    """TAP-Net's TSM-ResNet-18 up to unit 2 at output stride 4 (see the module docstring)."""
+class TSMResNetConfig(ResNetConfig):
+    """TAP-Net's TSM-ResNet-18 up to unit 2 at output stride 4 (see the module docstring): a ResNet config whose
+    groups are tapnet's units, with ``shift_fractions[u]`` of the channels shifted each way in unit u."""
 
     arch: str = "tsm_resnet18"
-    stem_channels: int = 64
     channels: tuple[int, ...] = (64, 128, 256)
     strides: tuple[int, ...] = (1, 1, 1)
     blocks: tuple[int, ...] = (2, 2, 2)
     shift_fractions: tuple[float, ...] = (0.125, 0.125, 0.0)
 
-    def __post_init__(self):
-        tuple_fields(self, "channels", "strides", "blocks", "shift_fractions")
-        lengths = {len(self.channels), len(self.strides), len(self.blocks), len(self.shift_fractions)}
-        if self.arch != "tsm_resnet18" or len(lengths) != 1:
-            raise ValueError(f"TSMResNetConfig: arch must be 'tsm_resnet18' and the unit lists of one length: {self}")
-
-    @property
-    def stride(self) -> int:
-        """Input pixels per feature cell: stem 2 x max-pool 2 x the units' strides (4 by default)."""
-        return 4 * math.prod(self.strides)
-
-    @property
-    def out_channels(self) -> int:
-        return self.channels[-1]
+    ARCH: ClassVar[str] = "tsm_resnet18"
+    STEM_STRIDE: ClassVar[int] = 4  # the stem's 7x7 / 2 conv and 3x3 / 2 max-pool
+    PER_GROUP: ClassVar[tuple[str, ...]] = ("channels", "strides", "blocks", "shift_fractions")
 
 
 def batch_norm(channels: int) -> nn.Module:
