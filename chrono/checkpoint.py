@@ -2,9 +2,10 @@
 
 Kinds recognised (by their tensors; nothing about the architecture needs to be stored):
 - official Chrono Lightning ``.ckpt``: weights under ``["state_dict"]`` with keys ``model.dino.*``,
-  ``model.adapter.{i}.*``, ``model.occ_linear.*``;
+  ``model.adapter.{i}.*``, ``model.occ_linear.*`` (adapter type and placement are read off the tensors too);
 - DINOv2 hub ``*_pretrain.pth``: a bare state dict of the ViT (adapters start at identity);
-- a checkpoint written by ``chrono.train``: ``{"format": SUITE_FORMAT, "tracker_config": ..., "model": ...}``.
+- a checkpoint written by ``chrono.train``: ``{"format": SUITE_FORMAT, "tracker_config": ..., "model": ...}``
+  (any backbone: a ViT with its adapters, or a CNN baseline trained from scratch, keys ``cnn.*``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any, Mapping
 import torch
 
 from chrono.errors import ChronoError, ConfigError
-from chrono.models.tracker import AdapterConfig, ChronoTracker, TrackerConfig
-from chrono.models.vit import ViTConfig, backbone_config, dinov2_state_dict_config
+from chrono.models.backbones import BackboneConfig, backbone_config, is_vit
+from chrono.models.tracker import PLACEMENTS, AdapterConfig, ChronoTracker, TrackerConfig, adapter_blocks
+from chrono.models.vit import dinov2_state_dict_config
 
 SUITE_FORMAT = "chrono-suite/1"
 
@@ -105,18 +107,39 @@ def classify(obj: Any, path: Path) -> tuple[str, dict[str, torch.Tensor], dict |
 
 
 def infer_tracker_config(state: Mapping[str, torch.Tensor], path: Path) -> TrackerConfig:
-    """Architecture from the tensors: ViT from ``dino.*``, adapter count and width from ``adapter.{i}.conv1``."""
+    """Architecture from the tensors: the ViT from ``dino.*``, the adapters from ``adapter.{block}.*``."""
     try:
         vit = dinov2_state_dict_config(_strip(state, "dino."))
     except (KeyError, ValueError, IndexError) as err:
         raise CheckpointError(f"{path}: cannot infer the ViT architecture from its tensors (missing {err})") from err
-    adapter_ids = {int(m.group(1)) for k in state if (m := re.match(r"adapter\.(\d+)\.", k))}
-    if adapter_ids:
-        width = state["adapter.0.conv1.weight"].shape[0]
-        adapter = AdapterConfig(enabled=True, width=width)
+    return TrackerConfig(backbone=vit, adapter=infer_adapter_config(state, vit.depth, path))
+
+
+def infer_adapter_config(state: Mapping[str, torch.Tensor], depth: int, path: Path) -> AdapterConfig:
+    """Adapters from their tensors: placement from the set of blocks that have one, width from the first one's
+    ``conv1``, type from its mixer (``attn_temp.*``: attention; ``conv_temp.weight`` of 3 / 5 dimensions: conv1d /
+    conv3d, whose temporal kernel gives ``window``). Heads and the attention window are not in the tensors:
+    they keep the reference's values (override them at load)."""
+    blocks = tuple(sorted({int(m.group(1)) for k in state if (m := re.match(r"adapter\.(\d+)\.", k))}))
+    if not blocks:
+        return AdapterConfig(enabled=False)
+    placement = next((p for p in PLACEMENTS if adapter_blocks(p, depth) == blocks), None)
+    if placement is None:
+        raise CheckpointError(f"{path}: adapters after blocks {list(blocks)} of a {depth}-block ViT match no "
+                              f"placement ({', '.join(f'{p}: {list(adapter_blocks(p, depth))}' for p in PLACEMENTS)})")
+    first = f"adapter.{blocks[0]}."
+    if first + "conv1.weight" not in state:
+        raise CheckpointError(f"{path}: adapter {blocks[0]} has no conv1.weight (keys: {[k for k in state if k.startswith(first)][:5]})")
+    settings = {"width": state[first + "conv1.weight"].shape[0], "placement": placement}
+    conv = state.get(first + "conv_temp.weight")
+    if first + "attn_temp.qkv.weight" in state:
+        settings["type"] = "attention"
+    elif conv is not None and conv.dim() in (3, 5):
+        settings.update(type="conv1d" if conv.dim() == 3 else "conv3d", window=conv.shape[2])
     else:
-        adapter = AdapterConfig(enabled=False)
-    return TrackerConfig(backbone=vit, adapter=adapter)
+        raise CheckpointError(f"{path}: adapter {blocks[0]} has neither attn_temp.* nor a conv_temp.weight of 3 or 5 "
+                              "dimensions: cannot tell its temporal mixer")
+    return AdapterConfig(enabled=True, **settings)
 
 
 def _as_adapter(adapter: AdapterConfig | Mapping | None) -> AdapterConfig:
@@ -151,11 +174,15 @@ def load_state_strict(tracker: ChronoTracker, state: Mapping[str, torch.Tensor],
 
 
 def build_tracker(
-    backbone: str | ViTConfig = "vits", adapter: AdapterConfig | Mapping | None = None, **settings: Any
+    backbone: str | BackboneConfig = "vits", adapter: AdapterConfig | Mapping | None = None, **settings: Any
 ) -> ChronoTracker:
-    """A freshly initialised tracker: backbone preset name (or config), adapter, head/adapter settings."""
-    vit = backbone if isinstance(backbone, ViTConfig) else backbone_config(backbone)
-    return ChronoTracker(_apply_overrides(TrackerConfig(backbone=vit, adapter=_as_adapter(adapter)), settings))
+    """A freshly initialised tracker: backbone preset name (or config), adapter, head/adapter settings.
+
+    A CNN backbone (``resnet18``, ``tsm_resnet18``) has no adapters: its default adapter is ``enabled=False``."""
+    cfg = backbone_config(backbone) if isinstance(backbone, str) else backbone
+    if adapter is None and not is_vit(cfg):
+        adapter = AdapterConfig(enabled=False)
+    return ChronoTracker(_apply_overrides(TrackerConfig(backbone=cfg, adapter=_as_adapter(adapter)), settings))
 
 
 def load_tracker(path: str | os.PathLike | None = None, device: str | torch.device = "cpu", trusted: bool = False,
@@ -169,9 +196,11 @@ def load_tracker(path: str | os.PathLike | None = None, device: str | torch.devi
       trusted: allow full unpickling for a file you trust (see :func:`read_checkpoint`); by default only
         tensors, plain values and the objects official checkpoints hold are read, and nothing runs.
       **overrides: head settings (``input_size``, ``softmax_temperature``, ``argmax_radius``,
-        ``query_chunk_size``) and adapter ``num_heads`` / ``window``; with ``path=None`` also
-        ``backbone`` (preset name or ViTConfig) and ``adapter`` (mapping or AdapterConfig), the latter
-        also for a DINOv2 file (``adapter={"enabled": False}`` gives the plain DINOv2 tracker).
+        ``query_chunk_size``) and adapter ``num_heads`` / ``window`` (``window`` fixes a conv adapter's kernel
+        shape, so it must match the file's); with ``path=None`` also ``backbone`` (preset name, e.g. ``vits`` or
+        ``resnet18``, or a config) and ``adapter`` (mapping or AdapterConfig, e.g. ``{"type": "conv1d",
+        "placement": "late"}``), the latter also for a DINOv2 file (``adapter={"enabled": False}`` gives the
+        plain DINOv2 tracker).
         ``head="reference"`` selects the reference head formulation (default "fast"; same outputs).
     """
     if path is None:
@@ -192,27 +221,44 @@ def tracker_checkpoint(tracker: ChronoTracker) -> dict:
     return {"format": SUITE_FORMAT, "tracker_config": tracker.cfg.to_dict(), "model": tracker.state_dict()}
 
 
+# Keys of the Hydra ``backbone`` group that are the run's business, not the network's.
+BACKBONE_RUN_KEYS = ("name", "pretrained", "freeze", "require_pretrained")
+
+
+def dinov2_file(name: str) -> str:
+    """The DINOv2 hub file name of backbone preset ``name`` (``vitb`` -> ``dinov2_vitb14_pretrain.pth``)."""
+    return f"dinov2_{name}14_pretrain.pth"
+
+
 def tracker_from_config(backbone: Mapping[str, Any], adapter: Mapping[str, Any],
                         model: Mapping[str, Any] | None = None, trusted: bool = False) -> ChronoTracker:
     """A tracker from the Hydra ``backbone``, ``adapter`` and ``model`` groups (conf/backbone, conf/adapter,
     conf/model).
 
-    ``backbone.name`` picks the preset, other ViTConfig fields override it, ``backbone.pretrained`` (a
-    DINOv2 ``*_pretrain.pth``) fills the ViT; ``backbone.freeze`` is the trainer's business. ``adapter``
-    holds AdapterConfig's fields, ``model`` the head settings of TrackerConfig.
+    ``backbone.name`` picks the preset (chrono/models/backbones.py), other fields of its config override it,
+    ``backbone.pretrained`` (a DINOv2 ``*_pretrain.pth``, or a folder holding ``dinov2_<name>14_pretrain.pth``)
+    fills a ViT; the CNN baselines train from scratch and take none. ``backbone.freeze`` is the trainer's
+    business. ``adapter`` holds AdapterConfig's fields, ``model`` the head settings of TrackerConfig.
     """
-    vit_fields = {k: v for k, v in backbone.items() if k not in ("name", "pretrained", "freeze", "require_pretrained")}
+    fields = {k: v for k, v in backbone.items() if k not in BACKBONE_RUN_KEYS}
     try:
-        vit = backbone_config(backbone["name"], **vit_fields)
+        net = backbone_config(backbone["name"], **fields)
     except TypeError as err:
-        raise ConfigError(f"backbone config: {err} (allowed: {list(ViTConfig.__dataclass_fields__)})") from err
+        preset = backbone_config(backbone["name"])
+        raise ConfigError(f"backbone config: {err} (allowed: {list(type(preset).__dataclass_fields__)})") from err
     adapter_fields = set(AdapterConfig.__dataclass_fields__)
     unknown = sorted(set(adapter) - adapter_fields)
     if unknown:
         raise ConfigError(f"adapter config: unknown setting(s) {unknown} (allowed: {sorted(adapter_fields)})")
-    tracker = build_tracker(vit, AdapterConfig(**adapter), **dict(model or {}))
-    if backbone.get("pretrained"):
-        path = Path(backbone["pretrained"])
+    pretrained = backbone.get("pretrained")
+    if pretrained and not is_vit(net):
+        raise ConfigError(f"backbone {backbone['name']} is trained from scratch: backbone.pretrained must be null "
+                          f"(got {pretrained})")
+    tracker = build_tracker(net, AdapterConfig(**adapter), **dict(model or {}))
+    if pretrained:
+        path = Path(pretrained)
+        if path.is_dir():
+            path = path / dinov2_file(backbone["name"])
         kind, state, _ = classify(read_checkpoint(path, trusted), path)
         if kind != "dinov2":
             raise CheckpointError(f"{path}: backbone.pretrained must be a DINOv2 *_pretrain.pth, this is a {kind} checkpoint")

@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from chrono import dist, mlflow_runs
-from chrono.checkpoint import tracker_from_config
+from chrono.checkpoint import dinov2_file, tracker_from_config
 from chrono.cli import hydra_command
 from chrono.config import register
 from chrono.data.loader import build_train_loader
@@ -35,6 +35,7 @@ from chrono.eval.benchmark import benchmark_path
 from chrono.files import remove_stale_temps, write_json_atomic
 from chrono.losses import tracking_loss
 from chrono.metrics import TABLE_LABELS
+from chrono.models.backbones import backbone_config, is_vit
 from chrono.progress import Progress
 from chrono.training.optim import build_optimizer
 from chrono.training.runtime import (autocast_dtype, check_settings, find_resume_checkpoint, resolve_device,
@@ -59,9 +60,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     (SIGTERM, SIGUSR1/2, Ctrl-C) arrived during training.
     """
     check_settings(cfg)
-    if cfg.backbone.get("require_pretrained") and not cfg.backbone.pretrained:
+    # require_pretrained concerns the DINOv2 backbones: the CNN baselines of a paper table train from scratch
+    if cfg.backbone.get("require_pretrained") and not cfg.backbone.pretrained and is_vit(backbone_config(cfg.backbone.name)):
         raise ConfigError(f"experiment {cfg.name}: backbone.pretrained is required (the DINOv2 *_pretrain.pth of "
-                          f"backbone {cfg.backbone.name}, e.g. backbone.pretrained=checkpoints/dinov2_{cfg.backbone.name}14_pretrain.pth)")
+                          f"backbone {cfg.backbone.name}, e.g. backbone.pretrained=checkpoints/{dinov2_file(cfg.backbone.name)}, "
+                          f"or the folder holding it)")
     where = dist.info()
     say = Progress("train", enabled=where.is_main).say
     device = resolve_device(cfg.device)
@@ -73,6 +76,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # ---- model, optimizer
     model = build_model(cfg).to(device)
     model.freeze_backbone(cfg.backbone.freeze)
+    if where.world_size > 1 and device.type == "cuda":
+        # TSM-ResNet's BatchNorm over every GPU's clips, as TAP-Net syncs it (in place; a no-op without
+        # BatchNorm). SyncBatchNorm has no CPU kernels, so gloo runs keep per-process statistics.
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = build_optimizer(params, cfg.optim, cfg.steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

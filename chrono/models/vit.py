@@ -36,6 +36,11 @@ class ViTConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def stride(self) -> int:
+        """Input pixels per token (the patch size)."""
+        return self.patch_size
+
 
 BACKBONES: dict[str, ViTConfig] = {
     "tiny": ViTConfig(embed_dim=192, depth=3, num_heads=3),

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from chrono.layers.temporal_adapter import ADAPTER_POOL
-from chrono.models.tracker import TrackerConfig
+from chrono.models.tracker import TrackerConfig, adapter_blocks
 from chrono.models.vit import ViTConfig
 
 
@@ -160,7 +160,8 @@ def clip_flops(cfg: TrackerConfig, frames: int, queries: int) -> Flops:
     vit = frames * vit_flops_per_frame(cfg.backbone, cfg.input_size)
     adapters = 0.0
     if cfg.adapter.enabled:
-        adapters = (cfg.backbone.depth - 1) * adapter_flops(cfg.backbone.embed_dim, cfg.adapter.width, grid, frames)
+        count = len(adapter_blocks(cfg.adapter.placement, cfg.backbone.depth))  # FLOPs of the attention mixer
+        adapters = count * adapter_flops(cfg.backbone.embed_dim, cfg.adapter.width, grid, frames)
     cost = 2.0 * queries * frames * grid * grid * cfg.backbone.embed_dim
     return Flops(vit=vit, adapters=adapters, cost_volume=cost)
 

@@ -18,6 +18,7 @@ import torch
 
 from chrono.checkpoint import CheckpointError, SUITE_FORMAT, read_checkpoint, tracker_checkpoint
 from chrono.files import torch_save_atomic
+from chrono.models.tracker import TrackerConfig
 
 
 @dataclass
@@ -87,7 +88,7 @@ def load_training_checkpoint(path: Path, model, optimizer, scheduler, scaler, co
     state = read_checkpoint(path, trusted)
     if not isinstance(state, dict) or state.get("format") != SUITE_FORMAT or "optimizer" not in state:
         raise CheckpointError(f"{path}: not a chrono.train checkpoint (cannot resume from it)")
-    if state["tracker_config"] != model.cfg.to_dict():
+    if TrackerConfig.from_dict(state["tracker_config"]) != model.cfg:  # older files lack newer fields' defaults
         raise CheckpointError(f"{path}: was written for another architecture ({state['tracker_config']['backbone']})")
     if config is not None and state.get("config") is not None:
         differ = schedule_differences(state["config"], config)

@@ -32,6 +32,20 @@ def test_accelerate_leaves_a_cpu_tracker_untouched():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_channels_last_reaches_the_2d_convs_of_every_adapter_type_and_cnn():
+    from chrono.models.accelerate import channels_last_convs
+
+    tracker = chrono.load_tracker(None, backbone="tiny", input_size=112, adapter={"type": "conv3d"})
+    channels_last_convs(tracker.adapter)  # Module.to(channels_last) would fail on the 5-D conv3d weight
+    adapter = tracker.adapter[0]
+    assert adapter.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert adapter.conv_upsample.weight.is_contiguous(memory_format=torch.channels_last)
+    assert adapter.conv_temp.weight.is_contiguous()
+    cnn = chrono.load_tracker(None, backbone="resnet18", input_size=32)
+    channels_last_convs(cnn.cnn)
+    assert cnn.cnn.stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_autocast_features_come_back_float32():
     # bf16 autocast on CPU is slow but runs the same code path as on CUDA.
     tracker = _tracker()

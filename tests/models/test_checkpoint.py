@@ -53,6 +53,12 @@ def test_pretrained_backbone_from_hydra_groups(tiny, tmp_path):
     torch.testing.assert_close(tracker.dino.blocks[2].mlp.fc2.weight, tiny.dino.blocks[2].mlp.fc2.weight)
     with pytest.raises(CheckpointError, match="shape mismatch"):
         tracker_from_config({"name": "vits", "pretrained": str(path)}, {}, {"input_size": 112})
+    # a folder stands for the hub file of the backbone's name (one value for a sweep over backbones)
+    path.rename(tmp_path / "dinov2_tiny14_pretrain.pth")
+    tracker = tracker_from_config({"name": "tiny", "pretrained": str(tmp_path)}, {"type": "conv1d"}, {"input_size": 112})
+    torch.testing.assert_close(tracker.dino.blocks[0].attn.qkv.weight, tiny.dino.blocks[0].attn.qkv.weight)
+    with pytest.raises(CheckpointError, match="dinov2_vits14_pretrain.pth: no such checkpoint"):
+        tracker_from_config({"name": "vits", "pretrained": str(tmp_path)}, {}, {"input_size": 112})
 
 
 def test_truncated_file_names_the_file(tiny, tmp_path):
