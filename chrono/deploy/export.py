@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import chrono
-from chrono.deploy.bundle import GRAPHS, INSTALL_HINT, OUTPUTS, ModelInfo, bundle_paths, int8_path
+from chrono.deploy.bundle import GRAPHS, INSTALL_HINT, METADATA_KEY, OUTPUTS, ModelInfo, bundle_paths, int8_path
 from chrono.deploy.compare import Deviation, deviation
 from chrono.errors import ChronoError
-from chrono.files import staged_files
+from chrono.files import atomic_path, staged_files
 from chrono.models.tracker import ChronoTracker
 
 OPSET = 20  # GridSample on a 5-D input (the trilinear query sample) is ONNX from opset 20 on
@@ -203,7 +203,8 @@ def fixed_axes(path: Path, spec: GraphSpec) -> list[str]:
 
 
 def export_graph(spec: GraphSpec, path: Path, info: ModelInfo, opset: int = OPSET, attention: str = "ort") -> None:
-    """Export one graph to ``path`` (a single file, weights inside) with ``info`` as its metadata; raises
+    """Export one graph to ``path`` (a single file, weights inside, written atomically) with ``info`` as its
+    metadata; raises
     :class:`ExportError` when the exporter fails or fixes a dynamic axis."""
     dims: dict[str, torch.export.Dim] = {}
     dynamic = {name: {axis: dims.setdefault(d, torch.export.Dim(d, min=1)) for axis, d in spec.axes[name].items()}
@@ -223,12 +224,29 @@ def export_graph(spec: GraphSpec, path: Path, info: ModelInfo, opset: int = OPSE
     except Exception as err:  # noqa: BLE001 - the exporter raises many kinds; each means this graph did not export
         first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ExportError(f"{info.graph} graph: torch.onnx.export failed: {type(err).__name__}: {first[:300]}") from err
-    program.model.metadata_props["chrono.model"] = info.to_json()
-    program.save(str(path), external_data=False)
-    frozen = fixed_axes(path, spec)
-    if frozen:
-        raise ExportError(f"{info.graph} graph: the exporter fixed axes meant to be dynamic ({', '.join(frozen)}); "
-                          "the graph would answer wrongly at other sizes")
+    program.model.metadata_props[METADATA_KEY] = info.to_json()
+    with atomic_path(path) as tmp:
+        program.save(str(tmp), external_data=False)
+        frozen = fixed_axes(tmp, spec)
+        if frozen:
+            raise ExportError(f"{info.graph} graph: the exporter fixed axes meant to be dynamic ({', '.join(frozen)}); "
+                              "the graph would answer wrongly at other sizes")
+
+
+def model_info(model: ChronoTracker, graph: str, resolution: tuple[int, int], opset: int = OPSET,
+               attention: str = "ort", source: str = "") -> ModelInfo:
+    """The metadata of ``graph`` exported from the :func:`exportable` ``model`` for ``resolution`` videos."""
+    return ModelInfo(graph=graph, resolution=tuple(int(v) for v in resolution), grid=model.grid_size,
+                     channels=model.cfg.backbone.embed_dim, input_size=model.cfg.input_size, precision="fp32",
+                     opset=opset, attention=attention, source=source, chrono=chrono.__version__)
+
+
+def export_one(model: ChronoTracker, graph: str, path: Path, resolution: tuple[int, int], opset: int = OPSET,
+               attention: str = "ort", source: str = "") -> None:
+    """Export the graph ``graph`` (:data:`chrono.deploy.bundle.GRAPHS`) of the :func:`exportable` ``model`` alone to
+    ``path``, unchecked (:func:`export_bundle` exports and checks a whole bundle)."""
+    export_graph(graph_specs(model, resolution)[graph], path, model_info(model, graph, resolution, opset, attention,
+                                                                          source), opset, attention)
 
 
 @dataclass
@@ -327,15 +345,13 @@ def export_bundle(
     final = bundle_paths(out)
     final8 = bundle_paths(int8_path(out)) if int8 else None
     seconds: dict[str, float] = {}
-    base = ModelInfo(graph="", resolution=(H, W), grid=model.grid_size, channels=model.cfg.backbone.embed_dim,
-                     input_size=model.cfg.input_size, precision="fp32", opset=opset, attention=attention,
-                     source=source, chrono=chrono.__version__)
     specs = graph_specs(model, (H, W))
     with staged_files(out.parent, out.name) as stage:
         for i, name in enumerate(GRAPHS, 1):
             say(f"exporting graph {i}/{len(GRAPHS)}: {name} (opset {opset}, attention {attention})")
             start = time.perf_counter()
-            export_graph(specs[name], stage / final[name].name, replace(base, graph=name), opset, attention)
+            export_graph(specs[name], stage / final[name].name, model_info(model, name, (H, W), opset, attention,
+                                                                           source), opset, attention)
             seconds[f"export_{name}"] = time.perf_counter() - start
         say(f"checking the graphs in ONNX Runtime against PyTorch on a random clip (T={CHECK_FRAMES}, "
             f"N={CHECK_QUERIES})")
@@ -353,4 +369,5 @@ def export_bundle(
             int8_checks = check_bundle(model, stage / final8["full"].name, (H, W), "int8", seed, threads)
             checks.update({f"int8_{k}": v for k, v in int8_checks.items()})
         sizes = {p.name: p.stat().st_size for p in stage.iterdir()}
-    return ExportReport(final, final8, sizes, checks, seconds, replace(base, graph="full"))
+    return ExportReport(final, final8, sizes, checks, seconds, model_info(model, "full", (H, W), opset, attention,
+                                                                          source))
