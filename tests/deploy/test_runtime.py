@@ -14,6 +14,7 @@ from chrono.deploy.runtime import OnnxTracker, execution_providers, open_tracker
 from chrono.errors import ChronoError, ConfigError
 from chrono.inference.windowed import FeatureStore, track_video
 from chrono.interfaces import FeatureTracker, PointTracker
+from chrono.video_io import as_frame_source
 
 TRACKS_PX, LOGITS = 1e-3, 1e-4
 
@@ -35,13 +36,13 @@ def test_windowed_tracking_on_the_streaming_graphs_equals_pytorch(tiny_onnx):
     video, queries = _clip()
     for window, overlap in ((6, 2), (None, 0)):
         want = track_video(tracker, video, queries, window=window, overlap=overlap)
-        store = FeatureStore()
-        got = track_video(runtime, video, queries, window=window, overlap=overlap, feature_store=store)
+        store, source = FeatureStore(), as_frame_source(video)  # the store keys on this very source
+        got = track_video(runtime, source, queries, window=window, overlap=overlap, feature_store=store)
         assert np.abs(got["tracks"] - want["tracks"]).max() <= TRACKS_PX
         for k in ("occlusion", "expected_dist"):
             assert np.abs(got[k] - want[k]).max() <= LOGITS, k
         assert (got["occluded"] == want["occluded"]).mean() >= 0.99
-        again = track_video(runtime, video, queries[:4], window=window, overlap=overlap, feature_store=store)
+        again = track_video(runtime, source, queries[:4], window=window, overlap=overlap, feature_store=store)
         assert store.reused > 0 and np.array_equal(again["tracks"], got["tracks"][:4])  # stored features reused
     pred = runtime.predict(video[None], queries[None])  # the evaluation's call: resized to 256 x 256 inside
     ref = tracker.predict(video[None], queries[None])
