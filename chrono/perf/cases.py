@@ -95,13 +95,18 @@ def run_backbone(case: dict, device: torch.device) -> dict:
     return out
 
 
-@torch.no_grad()
-def run_tracker(case: dict, device: torch.device) -> dict:
+def _tracker_and_clip(case: dict, device: torch.device) -> tuple[ChronoTracker, torch.Tensor, torch.Tensor]:
+    """The case's tracker, a random clip [1, frames, 256, 256, 3] in [-1, 1] and [1, queries, 3] query points."""
     tracker = _tracker(case, device)
     g = torch.Generator().manual_seed(0)
+    video = (torch.rand(1, case["frames"], VIDEO_SIZE, VIDEO_SIZE, 3, generator=g) * 2 - 1).to(device)
+    return tracker, video, _queries(case["frames"], case["queries"], VIDEO_SIZE, g).to(device)
+
+
+@torch.no_grad()
+def run_tracker(case: dict, device: torch.device) -> dict:
+    tracker, video, queries = _tracker_and_clip(case, device)
     frames, count = case["frames"], case["queries"]
-    video = (torch.rand(1, frames, VIDEO_SIZE, VIDEO_SIZE, 3, generator=g) * 2 - 1).to(device)
-    queries = _queries(frames, count, VIDEO_SIZE, g).to(device)
     out = _measure(lambda: tracker(video, queries), device, case["repeats"])
     flops = clip_flops(tracker.cfg, frames, count)
     out.update(
@@ -203,11 +208,8 @@ def run_runtime(case: dict, device: torch.device) -> dict:
     from chrono.deploy.bundle import OUTPUTS
     from chrono.deploy.compare import deviation
 
-    tracker = _tracker(case, device)
-    g = torch.Generator().manual_seed(0)
+    tracker, video, queries = _tracker_and_clip(case, device)
     frames, count = case["frames"], case["queries"]
-    video = (torch.rand(1, frames, VIDEO_SIZE, VIDEO_SIZE, 3, generator=g) * 2 - 1).to(device)
-    queries = _queries(frames, count, VIDEO_SIZE, g).to(device)
     if case["runtime"] not in RUNTIMES:
         raise ValueError(f"unknown runtime {case['runtime']!r}; known: {RUNTIMES}")
     extra: dict = {}
