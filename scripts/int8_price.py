@@ -125,10 +125,18 @@ def main(argv=None) -> int:
 
     result = {"checkpoint": str(checkpoint), "clip": args.clip, "threads": args.threads, "runtimes": {}}
     reference = joined("eager fp32")
+    official = None
+    if args.clip == "fixture":  # the official code's own outputs on that clip
+        io = dict(np.load(Path(args.fixture_dir) / "io.npz"))
+        official = {"tracks": io["tracks"][0].reshape(-1, 2), "occlusion": io["occlusion_logits"][0].reshape(-1),
+                    "expected_dist": io["expected_dist_logits"][0].reshape(-1)}  # flattened like joined()
     for runtime, tracker in runtimes.items():
         entry = {"frames_per_s": speed(tracker, args.threads, args.repeats, args.speed_frames)}
         if runtime != "eager fp32":
             entry["deviation"] = deviation(reference, joined(runtime)).as_dict()
+        if official is not None:
+            entry["vs_official"] = deviation(official, joined(runtime)).as_dict()
+            print(f"{runtime} vs the official outputs: {deviation(official, joined(runtime)).brief()}")
         if rows[runtime]:
             from chrono.metrics import benchmark_means
 

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 import chrono
 from chrono.deploy.bundle import OnnxModelError, bundle_paths, int8_path
