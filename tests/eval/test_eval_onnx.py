@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-pytestmark = pytest.mark.slow  # two evaluations of one video (and the session's tiny export, shared)
+pytestmark = pytest.mark.slow  # three evaluations of one video (and the session's tiny export, shared)
 
 
 def _row(path):
@@ -15,17 +15,16 @@ def _row(path):
     return row
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_onnx_runtime_scores_like_pytorch(evaluate, tapvid_dir, tiny_onnx, tmp_path, precision):
+def test_onnx_runtime_scores_like_pytorch(evaluate, tapvid_dir, tiny_onnx, tmp_path):
     model, checkpoint, _, _ = tiny_onnx
     bench = ["benchmark=rgb_stacking", f"benchmark.path={tapvid_dir / 'tapvid_rgb_stacking.pkl'}",
              "benchmark.query_mode=strided", "tracker=chrono", "max_videos=1", "mlflow.enabled=false"]
-    rows = tmp_path / "run" / "rgb_stacking_strided_videos.csv"  # the evaluate fixture's run folder
+    rows = lambda: _row(tmp_path / "run" / "rgb_stacking_strided_videos.csv")  # noqa: E731 - the fixture's run folder
     evaluate(*bench, f"checkpoint={checkpoint}")
-    want = _row(rows)
-    evaluate(*bench, "runtime=onnx", f"onnx_model={model}", f"precision={precision}", "device=cpu")
-    got = _row(rows)
-    assert got["num_queries"] == want["num_queries"]
-    tolerance = 1e-6 if precision == "fp32" else 0.05  # int8: a measured price (docs/deploy.md), not parity
-    for name in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
-        assert abs(float(got[name]) - float(want[name])) <= tolerance, (name, got[name], want[name])
+    want = rows()
+    for precision, tolerance in (("fp32", 1e-6), ("int8", 0.05)):  # int8: a measured price (docs/deploy.md)
+        evaluate(*bench, "runtime=onnx", f"onnx_model={model}", f"precision={precision}", "device=cpu")
+        got = rows()
+        assert got["num_queries"] == want["num_queries"]
+        for name in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
+            assert abs(float(got[name]) - float(want[name])) <= tolerance, (precision, name, got[name], want[name])

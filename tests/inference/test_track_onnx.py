@@ -52,20 +52,27 @@ def test_onnx_runtime_writes_the_same_files_as_pytorch(tmp_path, clip_mp4, tiny_
         assert abs(float(x[2]) - float(y[2])) <= 2e-3 and abs(float(x[3]) - float(y[3])) <= 2e-3  # 1/1000 px rounding
 
 
-def test_bad_or_missing_onnx_model_is_one_line(tmp_path, clip_mp4, tiny_onnx):
+def test_bad_or_missing_onnx_model_is_one_line(tmp_path, clip_mp4, tiny_onnx, capsys):
+    from chrono import track
+
     video, _ = clip_mp4
     model, _, _, _ = tiny_onnx
     bad = tmp_path / "bad.onnx"
     bad.write_text("not a model")
-    cases = [
-        (["runtime=onnx", f"onnx_model={tmp_path / 'none.onnx'}"], "none.onnx: no such ONNX model"),
+    res = _run([f"video={video}", "out=o", "runtime=onnx", f"onnx_model={tmp_path / 'none.onnx'}"], tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr  # the real command line
+    assert res.stderr.strip().splitlines()[-1] == f"chrono.track: error: {tmp_path / 'none.onnx'}: no such ONNX model " \
+        "(python -m chrono.export writes one)"
+    cases = [  # the same guard in-process (chrono.cli.one_line_errors), quicker
         (["runtime=onnx", f"onnx_model={bad}"], "bad.features.onnx: missing beside"),
         (["runtime=onnx"], "runtime=onnx needs onnx_model=PATH"),
         (["runtime=onnx", f"onnx_model={model}", "resolution=[128,128]"], "exported for 256 x 256 frames"),
         (["runtime=onnx", f"onnx_model={model}", "tracker.input_size=224"], "tracker.input_size=224: fixed in an"),
+        (["precision=int8", f"onnx_model={model}"], "onnx_model="),
     ]
     for args, message in cases:
-        res = _run([f"video={video}", "out=o", *args], tmp_path)
-        assert res.returncode == 2, (args, res.stderr)
-        assert res.stderr.strip().splitlines()[-1].startswith("chrono.track: error: ") and message in res.stderr, args
-        assert "Traceback" not in res.stderr
+        with pytest.raises(SystemExit) as stop:
+            track.main([f"video={video}", f"out={tmp_path / 'o'}", "progress=false", *args])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("chrono.track: error: "), args
+        assert message in err, (args, err)
