@@ -7,6 +7,7 @@
     python -m chrono.evaluate benchmark=davis ... export_queries=queries/davis_first   # the protocol's queries
     python -m chrono.evaluate benchmark=davis ... tracker=predictions predictions=cotracker/davis_first
     python -m chrono.evaluate ... visualize=3   # the 3 lowest- and 3 highest-AJ videos drawn
+    python -m chrono.evaluate tracker=chrono runtime=onnx onnx_model=chrono.onnx   # in ONNX Runtime (docs/deploy.md)
 
 The loop is :func:`chrono.eval.benchmark.evaluate_benchmark`. Rank 0 writes the per-video metrics (CSV) and
 the benchmark means (JSON: "<benchmark>/<query_mode>" -> means and ``num_videos``) into the run folder and
@@ -87,7 +88,9 @@ def run(cfg) -> dict[str, Any]:
     checkpoint = to_absolute_path(cfg.checkpoint) if cfg.checkpoint else None
     predictions = to_absolute_path(cfg.predictions) if cfg.predictions else None
     export = Path(to_absolute_path(cfg.export_queries)) if cfg.export_queries else None
-    tracker = make_tracker(cfg.tracker, checkpoint, device, predictions, cfg.trust_checkpoint)
+    onnx_model = to_absolute_path(cfg.onnx_model) if cfg.onnx_model else None
+    runtime = {"runtime": cfg.runtime, "onnx_model": onnx_model, "precision": cfg.precision, "device": cfg.device}
+    tracker = make_tracker(cfg.tracker, checkpoint, device, predictions, cfg.trust_checkpoint, runtime)
     say = Progress("chrono.evaluate", enabled=cfg.progress and where.is_main).say
     say(f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")
     result = evaluate_benchmark(

@@ -90,6 +90,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def staged_files(folder: str | os.PathLike, name: str) -> Iterator[Path]:
+    """Yield a temporary folder inside ``folder`` for files that belong together and refer to each other by
+    name (they are written there under their final names); on success each file is renamed into ``folder``
+    (every rename atomic, none half-written) and the temporary folder removed; on failure all of it is removed."""
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp(folder, name, directory=True)
+    try:
+        yield tmp
+        for path in sorted(tmp.iterdir()):
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it onto ``path``; ``path``."""
     with atomic_path(path) as tmp:

@@ -32,6 +32,34 @@ class PointTracker(Protocol):
 
 
 @runtime_checkable
+class FeatureTracker(PointTracker, Protocol):
+    """A point tracker whose two halves can be called apart, as windowed tracking
+    (:func:`chrono.inference.windowed.track_video`) needs them: features of a window of frames, then the head on
+    those features and query features sampled elsewhere. Implemented by the PyTorch tracker
+    (:class:`chrono.models.tracker.ChronoTracker`) and the ONNX Runtime one (:class:`chrono.deploy.runtime.OnnxTracker`).
+    Tensors are torch tensors on ``device``."""
+
+    @property
+    def device(self):
+        """The torch device inputs are put on (``cpu`` for an ONNX Runtime tracker on the CPU)."""
+        ...
+
+    def extract_features(self, video):
+        """Video [B, T, H, W, 3] float in [-1, 1] at the tracking resolution -> features [B, T, g, g, C]."""
+        ...
+
+    def sample_query_features(self, features, query_points, video_hw: Sequence[int]):
+        """Features [B, N, C] of query points [B, N, 3] (t, y, x), pixels of a video of size ``video_hw``, t a
+        frame index into ``features``."""
+        ...
+
+    def track_features(self, features, query_points, video_hw: Sequence[int], query_features=None) -> Mapping[str, object]:
+        """The head: ``tracks`` [B, N, T, 2] (x, y) pixels of ``video_hw``, ``occlusion`` and ``expected_dist``
+        [B, N, T] logits of query points [B, N, 3] (t, y, x) against ``features`` [B, T, g, g, C]."""
+        ...
+
+
+@runtime_checkable
 class VideoAware(Protocol):
     """A tracker that must know which benchmark video it is answering for (e.g. one that reads stored
     predictions, :class:`chrono.eval.predictions.PredictionsTracker`): the evaluation loop calls

@@ -50,3 +50,22 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save(tracker_checkpoint(tracker), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory):
+    """``python -m chrono.export`` of :func:`tiny_checkpoint` (input 112, 256 x 256 videos) with its int8 version:
+    (the whole-forward file, the checkpoint, the command's report, its printed lines). Skipped without the
+    export extra (``pip install -e '.[export]'``; the test extra brings it, so CI runs these)."""
+    import contextlib
+    import io
+
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+    from chrono import export
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        report = export.main([f"checkpoint={tiny_checkpoint}", f"out={path}", "precision=int8", "progress=false"])
+    return path, tiny_checkpoint, report, printed.getvalue()

@@ -216,7 +216,7 @@ def windowed_features(tracker, video, window: int | None = DEFAULT_WINDOW, overl
     from chrono.video_io import as_frame_source
 
     source = as_frame_source(video)
-    device = next(tracker.parameters()).device
+    device = tracker.device
     cache = _FeatureCache(tracker, source, resolution, device)
     windows = plan_windows(source.num_frames, window, overlap)
     return torch.cat([core for _, core in _stream_cores(windows, cache, lambda msg: None)], dim=1)
@@ -237,7 +237,8 @@ def track_video(
     """Track points through one video in the memory of ``window`` frames.
 
     Args:
-      tracker: a :class:`chrono.models.tracker.ChronoTracker` (eval mode; its device is used).
+      tracker: a :class:`chrono.interfaces.FeatureTracker`: a :class:`chrono.models.tracker.ChronoTracker` (eval
+        mode) or an ONNX Runtime tracker (:class:`chrono.deploy.runtime.OnnxTracker`); its ``device`` is used.
       video: [T, H, W, 3] uint8 or float in [-1, 1] (numpy or torch), or a frame source with
         ``num_frames``, ``hw`` and ``read(start, stop)`` (see :mod:`chrono.video_io`), read one window
         at a time.
@@ -263,7 +264,7 @@ def track_video(
     T, hw = source.num_frames, tuple(source.hw)
     queries = np.asarray(query_points, dtype=np.float32)
     check_queries(queries, T, hw)
-    device = next(tracker.parameters()).device
+    device = tracker.device
     windows = plan_windows(T, window, overlap)
     q_res = torch.as_tensor(rescale_tyx(queries, hw, resolution), device=device)
     owner = np.searchsorted([w.core_stop for w in windows], np.round(queries[:, 0]), side="right")
@@ -280,8 +281,8 @@ def track_video(
         say(f"query features: window {j + 1}/{len(needed)} (frames {w.start}-{w.stop - 1})")
         feats = features(w)
         idx = torch.as_tensor(np.flatnonzero(owner == k), device=device)
-        grid_q = rescale_tyx(q_res[idx], resolution, feats.shape[2:4]) - torch.tensor([w.start, 0.0, 0.0], device=device)
-        sampled = head.sample_query_features(feats, grid_q[None])[0]
+        in_window = q_res[idx] - torch.tensor([w.start, 0.0, 0.0], device=device)  # t relative to the window
+        sampled = tracker.sample_query_features(feats, in_window[None], tuple(resolution))[0]
         if query_feats is None:
             query_feats = sampled.new_empty(len(queries), sampled.shape[-1])
         query_feats[idx] = sampled

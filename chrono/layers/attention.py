@@ -27,11 +27,26 @@ except ImportError:  # pragma: no cover - depends on the machine
     XFORMERS_AVAILABLE = False
 
 
-@functools.lru_cache(maxsize=32)
-def band_mask(length: int, half_width: int, device: torch.device) -> torch.Tensor:
-    """Boolean [length, length] mask, True where |i - j| <= half_width (True = may attend)."""
+def tracing() -> bool:
+    """True while ``torch.jit.trace``, ``torch.compile`` or ``torch.export`` (ONNX export) records the model.
+
+    Python-side caches of tensors must then be bypassed: a symbolic size (the number of frames of an
+    exported graph) cannot key a cache, and a cached tensor would be baked into the graph, or a tensor made
+    while tracing would be stored in a process-wide cache.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def make_band_mask(length: int, half_width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Boolean [length, length] mask, True where |i - j| <= half_width (True = may attend); uncached."""
     idx = torch.arange(length, device=device)
     return (idx[:, None] - idx[None, :]).abs() <= half_width
+
+
+@functools.lru_cache(maxsize=32)
+def band_mask(length: int, half_width: int, device: torch.device) -> torch.Tensor:
+    """:func:`make_band_mask`, cached (eager mode; :func:`attention` calls the uncached one while tracing)."""
+    return make_band_mask(length, half_width, device)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: int | None = None) -> torch.Tensor:
@@ -50,7 +65,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: int | Non
         if band is not None:
             bias = fmha.attn_bias.LocalAttentionFromBottomRightMask(window_left=band, window_right=band)
         return xops.memory_efficient_attention(q, k, v, attn_bias=bias)
-    mask = None if band is None else band_mask(q.shape[1], band, q.device)
+    mask = None if band is None else (make_band_mask if tracing() else band_mask)(q.shape[1], band, q.device)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
     return out.transpose(1, 2)
 

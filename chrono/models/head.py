@@ -1,6 +1,6 @@
 """Chrono's tracking head: cosine cost volume -> local soft-argmax -> tracks, plus occlusion logits.
 
-Two formulations with the same outputs, selected by name through :data:`HEADS` (``TrackerConfig.head``):
+Three formulations with the same outputs, selected by name through :data:`HEADS` (``TrackerConfig.head``):
 
 - ``reference``: materialises the [B, N, T, h, w, 2] soft-argmax tensor exactly as the reference code
   does; slow and memory-hungry, kept as the readable oracle.
@@ -10,6 +10,10 @@ Two formulations with the same outputs, selected by name through :data:`HEADS` (
   reference to float32 rounding (~1e-5 px at 256 x 256), occlusion inputs are bitwise equal, and
   gradients flow only through the window (outside it the reference's gradient is zero in exact
   arithmetic too, because the softmax normaliser cancels).
+- ``export``: the fast head's answer (bitwise) as one graph without data-dependent control flow: the whole
+  cost volume of the queries at once and the reference's own softmax argmax, then the same window
+  soft-argmax. For ``torch.export`` / ONNX export (chrono/deploy/), where the numbers of frames and
+  queries are symbolic; memory grows with queries x frames like the reference's.
 
 Coordinates: feature-grid cells are unit squares with centres at i + 0.5 (raster convention); the head
 answers in a fixed 256 x 256 frame (the reference's ``initial_resolution``) before the caller rescales
@@ -20,13 +24,16 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from chrono.coords import rescale_xy
+from chrono.layers.attention import tracing
 
 # The reference expresses head outputs at this resolution before rescaling them to the video.
 HEAD_RESOLUTION = (256, 256)
@@ -139,19 +146,31 @@ def reference_head(
     return tracks_from_cost(cost, softmax_temperature, radius), occlusion_inputs(cost)
 
 
+# numpy's float of each torch dtype the window tables are made in (the head computes in >= float32).
+_NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _disk_offsets_numpy(radius: float, h: int, w: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`disk_offsets` as int64 numpy arrays [K] (no torch op: nothing for a tracer to record)."""
+    reach = min(math.ceil(abs(radius)), max(h, w) - 1)  # the reference squares radius: its sign is moot
+    steps = np.arange(-reach, reach + 1, dtype=np.int64)
+    dy, dx = (a.reshape(-1) for a in np.meshgrid(steps, steps, indexing="ij"))
+    # Compared in ``dtype`` like torch compares a tensor with a Python float (the float is cast to the tensor's dtype).
+    real = _NUMPY_FLOATS[dtype]
+    inside = (dy.astype(real) ** 2 + dx.astype(real) ** 2) < real(radius**2)
+    return dy[inside], dx[inside]
+
+
 def disk_offsets(radius: float, h: int, w: int, dtype: torch.dtype, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer cell offsets (dy, dx), each [K], with dy^2 + dx^2 < radius^2 (compared in ``dtype``).
+    """Integer cell offsets (dy, dx), each [K] int64, with dy^2 + dx^2 < radius^2 (compared in ``dtype``).
 
     The comparison is made exactly like :func:`local_soft_argmax_reference` makes it (squared distance
     of cell centres in ``dtype`` against the Python float ``radius**2``), so the two select the same
-    cells. Offsets that can never land inside an h x w grid are left out.
+    cells. Offsets that can never land inside an h x w grid are left out. Computed with numpy, so that no
+    data-dependent torch op runs under ``torch.export`` (the tables become constants of an exported graph).
     """
-    reach = min(math.ceil(abs(radius)), max(h, w) - 1)  # the reference squares radius: its sign is moot
-    steps = torch.arange(-reach, reach + 1, device=device)
-    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
-    dy, dx = dy.reshape(-1), dx.reshape(-1)
-    inside = (dy.to(dtype) ** 2 + dx.to(dtype) ** 2) < radius**2
-    return dy[inside], dx[inside]
+    dy, dx = _disk_offsets_numpy(radius, h, w, dtype)
+    return torch.as_tensor(dy, device=device), torch.as_tensor(dx, device=device)
 
 
 @dataclass(frozen=True)
@@ -172,22 +191,34 @@ class WindowTables:
     peak_column: int
 
 
+def build_window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device) -> WindowTables | None:
+    """The :class:`WindowTables` of a grid and radius (None when the window is empty, radius 0); uncached.
+
+    Built with numpy and converted once (``torch.as_tensor``), so that ``torch.export`` records them as
+    constants instead of tracing data-dependent ops (``nonzero``, boolean indexing) on symbolic tensors.
+    """
+    dy, dx = _disk_offsets_numpy(radius, h, w, dtype)
+    if dy.size == 0:
+        return None
+    cells = np.arange(h * w, dtype=np.int64)
+    py, px = cells // w, cells % w
+    ys, xs = py[:, None] + dy, px[:, None] + dx
+    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    index = ys.clip(0, h - 1) * w + xs.clip(0, w - 1)
+    real = _NUMPY_FLOATS[dtype]
+    centre = np.stack((px, py), axis=-1).astype(real) + real(0.5)
+    basis = np.stack((np.ones_like(dx), dx, dy), axis=-1).astype(real)
+    peak_column = int(np.flatnonzero((dy == 0) & (dx == 0))[0])
+    as_tensor = functools.partial(torch.as_tensor, device=device)
+    return WindowTables(as_tensor(index), as_tensor(valid.astype(real)), as_tensor(centre), as_tensor(basis),
+                        peak_column)
+
+
 @functools.lru_cache(maxsize=32)
 @torch.inference_mode(False)  # cached tables made under inference mode could not serve a later training step
 def window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device: torch.device) -> WindowTables | None:
-    """The :class:`WindowTables` of a grid and radius (None when the window is empty, radius 0); cached."""
-    dy, dx = disk_offsets(radius, h, w, dtype, device)
-    if dy.numel() == 0:
-        return None
-    cells = torch.arange(h * w, device=device)
-    py, px = torch.div(cells, w, rounding_mode="floor"), cells % w
-    ys, xs = py[:, None] + dy, px[:, None] + dx
-    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
-    centre = torch.stack((px, py), dim=-1).to(dtype) + 0.5
-    basis = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(dtype)
-    peak_column = int(((dy == 0) & (dx == 0)).nonzero()[0, 0])
-    return WindowTables(index, valid.to(dtype), centre, basis, peak_column)
+    """:func:`build_window_tables`, cached (eager mode; the head calls the uncached one while tracing)."""
+    return build_window_tables(h, w, radius, dtype, device)
 
 
 def local_soft_argmax_window(
@@ -212,7 +243,8 @@ def local_soft_argmax_window(
     """
     h, w = grid_hw
     dtype = torch.promote_types(cost.dtype, torch.float32)
-    tables = window_tables(h, w, float(radius), dtype, cost.device)
+    # While tracing: fresh tables (constants of the graph); never a cache entry made of a tracer's tensors.
+    tables = (build_window_tables if tracing() else window_tables)(int(h), int(w), float(radius), dtype, cost.device)
     if tables is None:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
         return cost.new_zeros(peak.shape + (2,), dtype=dtype)
     window = (cost.gather(-1, tables.index[peak]) * softmax_temperature).to(dtype)  # [..., K] logits
@@ -271,8 +303,9 @@ FAST_BLOCK_ELEMENTS = 1 << 22
 
 # Queries per head call when TrackerConfig.query_chunk_size is None. The reference head's memory grows
 # with the chunk (~140 MB at 64 queries, 24 frames, 64 x 64 cells); the fast head bounds its memory
-# by its blocks, so it takes many queries per call and forms its matmul blocks from them.
-DEFAULT_QUERY_CHUNK = {"reference": 64, "fast": 1024}
+# by its blocks, so it takes many queries per call and forms its matmul blocks from them. The export head
+# takes every query in one call: an exported graph must not loop over a symbolic number of queries.
+DEFAULT_QUERY_CHUNK = {"reference": 64, "fast": 1024, "export": sys.maxsize}
 
 
 def query_chunk(head_name: str, chunk: int | None) -> int:
@@ -339,14 +372,43 @@ def fast_head(
     return rescale_xy(torch.cat(tracks, dim=1), (h, w), HEAD_RESOLUTION).to(softmax_dtype), torch.cat(stats, dim=1)
 
 
+def export_head(
+    query_features: torch.Tensor, features: torch.Tensor, softmax_temperature: float, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract and outputs as :func:`fast_head` (bitwise), as one graph without data-dependent control flow.
+
+    For ``torch.export`` / ONNX export (chrono/deploy/), where the numbers of queries n and frames T are
+    symbolic: the whole [B, n, T, h * w] cost volume at once (no blocks, no Python loop sized by n or T),
+    the peak from the reference's own ``softmax(cost * temperature).argmax`` (no ambiguity test), then
+    :func:`local_soft_argmax_window`. Memory grows with n * T like the reference's (a 64 x 64 grid in
+    float32: 16 KB per point-frame and tensor); callers that need less give fewer queries per call.
+
+    Args:
+      query_features: [B, n, C]; features: [B, T, h, w, C] L2-normalised feature grid.
+
+    Returns:
+      tracks [B, n, T, 2] (x, y) in HEAD_RESOLUTION pixels (query frames not yet pinned) and the
+      occlusion inputs [B, n, T, 3] (detached [mean, max, min] of the cost volume).
+    """
+    h, w = features.shape[2:4]
+    cost = cost_volume(query_features, features)  # [B, n, T, h, w]
+    rows = cost.flatten(-2)
+    with torch.no_grad():
+        peak = F.softmax(rows.detach() * softmax_temperature, dim=-1).argmax(-1)
+        stats = occlusion_inputs(cost)
+    tracks = local_soft_argmax_window(rows, softmax_temperature, peak, (h, w), radius)
+    softmax_dtype = F.softmax(stats[..., :1], dim=-1).dtype  # as fast_head: the reference's softmax dtype
+    return rescale_xy(tracks, (h, w), HEAD_RESOLUTION).to(softmax_dtype), stats
+
+
 HeadFn = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]
 
-# Formulations selectable by name (TrackerConfig.head, conf/adapter/*.yaml ``head``).
-HEADS: dict[str, HeadFn] = {"reference": reference_head, "fast": fast_head}
+# Formulations selectable by name (TrackerConfig.head, conf/model/*.yaml ``head``).
+HEADS: dict[str, HeadFn] = {"reference": reference_head, "fast": fast_head, "export": export_head}
 
 
 def get_head(name: str) -> HeadFn:
-    """The head formulation called ``name`` (``fast`` or ``reference``)."""
+    """The head formulation called ``name`` (``fast``, ``reference`` or ``export``)."""
     if name not in HEADS:
         raise ValueError(f"unknown tracking head {name!r}; choose one of {sorted(HEADS)}")
     return HEADS[name]

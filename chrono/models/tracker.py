@@ -124,7 +124,9 @@ class TrackerConfig:
     # Queries per head call (memory and speed only; results do not depend on it). None: the head's own
     # default (head.DEFAULT_QUERY_CHUNK: 64 for the reference, whose memory grows with it; 1024 for the fast head).
     query_chunk_size: int | None = None
-    head: str = "fast"  # "fast" or "reference" (the readable oracle; same outputs), see chrono/models/head.py
+    # "fast", "reference" (the readable oracle) or "export" (one traceable graph, for ONNX export); same outputs,
+    # see chrono/models/head.py.
+    head: str = "fast"
 
     def __post_init__(self):
         if self.input_size is None:
@@ -191,6 +193,11 @@ class ChronoTracker(nn.Module):
             self.dino.mask_token.requires_grad_(False)
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights (and so the inputs of every call) live."""
+        return self._mean.device
+
+    @property
     def grid_size(self) -> int:
         """Feature cells per side (64 at the default input size: 896 for a ViT, 256 for a CNN)."""
         return self.cfg.input_size // self.cfg.backbone.stride
@@ -234,6 +241,13 @@ class ChronoTracker(nn.Module):
                 tokens = torch.cat((tokens[:, :prefix], tokens[:, prefix:] + update), dim=1)
         return self.dino.norm(tokens)[:, prefix:].reshape(B, T, g, g, -1)
 
+    def sample_query_features(
+        self, features: torch.Tensor, query_points: torch.Tensor, video_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        """Features [B, N, C] of query points [B, N, 3] (t, y, x) in pixels of a video of size ``video_hw``, t a
+        frame index into ``features`` [B, T, g, g, C]: trilinear (t exact, bilinear in y, x, border padding)."""
+        return head.sample_query_features(features, rescale_tyx(query_points, video_hw, features.shape[2:4]))
+
     def track_features(
         self, features: torch.Tensor, query_points: torch.Tensor, video_hw: tuple[int, int], query_features=None
     ) -> dict:
@@ -249,13 +263,16 @@ class ChronoTracker(nn.Module):
           dict of ``tracks`` [B, N, T, 2] (x, y) video pixels, ``occlusion`` and ``expected_dist``
           [B, N, T] logits (higher = more likely occluded / farther than 6 px at 256 x 256).
         """
-        g = features.shape[2:4]
-        queries_grid = rescale_tyx(query_points, video_hw, g)
         queries_head = rescale_tyx(query_points, video_hw, head.HEAD_RESOLUTION)
-        query_feats = head.sample_query_features(features, queries_grid) if query_features is None else query_features
+        if query_features is None:
+            query_features = self.sample_query_features(features, query_points, video_hw)
+        query_feats = query_features
         tracks, occ, expd = [], [], []
         chunk = head.query_chunk(self.cfg.head, self.cfg.query_chunk_size)
-        for s in range(0, query_feats.shape[1], chunk):
+        n = query_feats.shape[1]
+        # One call when one chunk holds every query (the same iterations in eager mode): a Python range over a
+        # symbolic n would make torch.export specialise the exported graph's number of queries to its example.
+        for s in (0,) if 0 < n <= chunk else range(0, n, chunk):
             points, occ_inputs = self._head_fn(
                 query_feats[:, s : s + chunk], features, self.cfg.softmax_temperature, self.cfg.argmax_radius
             )
@@ -292,7 +309,7 @@ class ChronoTracker(nn.Module):
           dict with ``tracks`` [B, N, T, 2] (x, y) in pixels of the input and ``occluded`` bool [B, N, T]
           (1 - (1 - sigmoid(occ)) * (1 - sigmoid(expd)) > 0.5).
         """
-        device = self._mean.device
+        device = self.device
         H, W = video.shape[2:4]
         query_points = rescale_tyx(torch.as_tensor(query_points, dtype=torch.float32).to(device), (H, W), resolution)
         out = self.forward(model_input(video, device, resolution), query_points)

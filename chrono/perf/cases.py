@@ -7,7 +7,11 @@ A case is a plain dict (JSON-able) with a ``kind``:
 - ``head``: one head formulation on precomputed features ([1, T, grid, grid, channels]), called per
   ``query_chunk`` queries like the tracker does (None: the head's default chunk);
 - ``train``: one optimisation step of the reference recipe (forward, loss, backward, grad-norm clip 1.0,
-  AdamW + OneCycleLR; bf16 autocast on CUDA) with DINOv2 frozen, on random clips.
+  AdamW + OneCycleLR; bf16 autocast on CUDA) with DINOv2 frozen, on random clips;
+- ``runtime``: the whole tracker forward like ``tracker``, in one ``runtime``: ``torch`` (PyTorch eager, the
+  fast head), ``onnx`` (its ONNX export's whole-forward graph in ONNX Runtime) or ``onnx-int8`` (the same with
+  int8 linear layers, :mod:`chrono.deploy.quantize`). The model is exported once per run into the run's
+  ``model_dir`` (not timed; ``export_s``), and every case reports its answer's deviation from PyTorch's.
 Every case reports ``time_s`` (best of ``repeats`` after a warm-up) and ``peak_mb`` (the peak tensor
 memory of its first run above what was held before it; ``rss_peak_mb`` the same for the process's
 resident set on Linux CPUs).
@@ -16,6 +20,7 @@ resident set on Linux CPUs).
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -90,13 +95,18 @@ def run_backbone(case: dict, device: torch.device) -> dict:
     return out
 
 
-@torch.no_grad()
-def run_tracker(case: dict, device: torch.device) -> dict:
+def _tracker_and_clip(case: dict, device: torch.device) -> tuple[ChronoTracker, torch.Tensor, torch.Tensor]:
+    """The case's tracker, a random clip [1, frames, 256, 256, 3] in [-1, 1] and [1, queries, 3] query points."""
     tracker = _tracker(case, device)
     g = torch.Generator().manual_seed(0)
+    video = (torch.rand(1, case["frames"], VIDEO_SIZE, VIDEO_SIZE, 3, generator=g) * 2 - 1).to(device)
+    return tracker, video, _queries(case["frames"], case["queries"], VIDEO_SIZE, g).to(device)
+
+
+@torch.no_grad()
+def run_tracker(case: dict, device: torch.device) -> dict:
+    tracker, video, queries = _tracker_and_clip(case, device)
     frames, count = case["frames"], case["queries"]
-    video = (torch.rand(1, frames, VIDEO_SIZE, VIDEO_SIZE, 3, generator=g) * 2 - 1).to(device)
-    queries = _queries(frames, count, VIDEO_SIZE, g).to(device)
     out = _measure(lambda: tracker(video, queries), device, case["repeats"])
     flops = clip_flops(tracker.cfg, frames, count)
     out.update(
@@ -165,12 +175,70 @@ def run_train(case: dict, device: torch.device) -> dict:
     return out
 
 
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+
+
+def _runtime_model(case: dict, tracker: ChronoTracker) -> tuple[str, dict]:
+    """The whole-forward ONNX file of the case's model (float32, or int8 for ``onnx-int8``) in ``model_dir``,
+    exported (and quantized) by the first case that needs it; the seconds that took."""
+    from pathlib import Path
+
+    from chrono.deploy.bundle import int8_path
+    from chrono.deploy.export import export_one, exportable
+    from chrono.deploy.quantize import quantize_graph
+
+    path = Path(case["model_dir"]) / f"{case['backbone']}-{case['input_size']}.onnx"
+    spent = {}
+    if not path.is_file():
+        start = time.perf_counter()
+        export_one(exportable(tracker), "full", path, (VIDEO_SIZE, VIDEO_SIZE), source="random weights")
+        spent["export_s"] = time.perf_counter() - start
+    if case["runtime"] == "onnx-int8":
+        path8 = int8_path(path)
+        if not path8.is_file():
+            start = time.perf_counter()
+            quantize_graph(path, path8)
+            spent["quantize_s"] = time.perf_counter() - start
+        path = path8
+    return str(path), spent
+
+
+@torch.no_grad()
+def run_runtime(case: dict, device: torch.device) -> dict:
+    from chrono.deploy.bundle import OUTPUTS
+    from chrono.deploy.compare import deviation
+
+    tracker, video, queries = _tracker_and_clip(case, device)
+    frames, count = case["frames"], case["queries"]
+    if case["runtime"] not in RUNTIMES:
+        raise ValueError(f"unknown runtime {case['runtime']!r}; known: {RUNTIMES}")
+    extra: dict = {}
+    if case["runtime"] == "torch":
+        run = lambda: tracker(video, queries)  # noqa: E731
+    else:
+        import onnxruntime as ort
+
+        path, extra = _runtime_model(case, tracker)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the same threads as PyTorch's
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        feeds = {"video": video.cpu().numpy(), "query_points": queries.cpu().numpy()}
+        run = lambda: dict(zip(OUTPUTS, session.run(None, feeds)))  # noqa: E731
+    out = _measure(run, device, case["repeats"])
+    answer = run()
+    if case["runtime"] != "torch":  # how far from PyTorch's answer (measured after the timed runs)
+        out["deviation"] = deviation(tracker(video, queries), answer).as_dict()
+    out.update(extra, frames_per_s=frames / out["time_s"], points_per_s=count / out["time_s"])
+    return out
+
+
 RUNNERS = {
     "yardstick": run_yardstick,
     "backbone": run_backbone,
     "tracker": run_tracker,
     "head": run_head,
     "train": run_train,
+    "runtime": run_runtime,
 }
 
 

@@ -2,8 +2,9 @@
 
 Measures the machine's own matmul yardstick (fp32 GFLOP/s on CPU, bf16 on CUDA), the DINOv2 backbone's
 achieved share of it (FLOPs counted analytically), tracker inference (frames/s, points/s), the tracking
-head's two formulations side by side at the same query chunk (point-frames/s, peak memory), and the
-training step time. Each case of the full mode runs in a fresh Python process (:mod:`chrono.perf.worker`)
+head's two formulations side by side at the same query chunk (point-frames/s, peak memory), the
+training step time, and the whole tracker in PyTorch eager beside ONNX Runtime, float32 and int8 (on the CPU,
+when onnxruntime and onnxscript are installed: the export extra). Each case of the full mode runs in a fresh Python process (:mod:`chrono.perf.worker`)
 so that its peak memory and allocator state are its own; figures are the best of the repeated runs.
 """
 
@@ -15,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,12 +36,26 @@ BACKBONE_SHARE_MIN = 0.70  # ViT GFLOP/s over the matmul yardstick at 224 x 224,
 HEAD_VARIANTS = (("reference", 64), ("fast", 64), ("fast", None))
 
 
-def plan(mode: str, device: str) -> list[dict]:
-    """The cases of a run. ``ci``: tiny sizes (seconds); ``full``: the sizes the issue's targets name."""
+def onnx_missing() -> str | None:
+    """Why the ONNX Runtime cases cannot run here (a missing package), or None when they can."""
+    import importlib.util
+
+    missing = [m for m in ("onnxruntime", "onnxscript", "onnx") if importlib.util.find_spec(m) is None]
+    return f"{', '.join(missing)} not installed (pip install -e '.[export]')" if missing else None
+
+
+def plan(mode: str, device: str, onnx: bool | None = None) -> list[dict]:
+    """The cases of a run. ``ci``: tiny sizes (seconds); ``full``: the sizes the issue's targets name.
+    ``onnx``: include the ONNX Runtime cases (None: when their packages are installed and the device is the CPU)."""
     cases: list[dict] = []
+    onnx = (onnx_missing() is None and device == "cpu") if onnx is None else onnx
 
     def add(kind, **fields):
         cases.append({"kind": kind, "device": device, **fields})
+
+    def add_runtimes(**fields):  # PyTorch eager, ONNX Runtime float32 and int8 on the same model and clip
+        for runtime in ("torch", "onnx", "onnx-int8") if onnx else ():
+            add("runtime", runtime=runtime, **fields)
 
     if mode == "ci":
         add("yardstick", size=1024, repeats=3)
@@ -49,6 +65,7 @@ def plan(mode: str, device: str) -> list[dict]:
         for name, chunk in HEAD_VARIANTS:
             add("head", head=name, frames=4, grid=16, channels=32, queries=64, query_chunk=chunk and 16, repeats=1)
         add("train", backbone="tiny", input_size=112, frames=4, queries=16, repeats=1)
+        add_runtimes(backbone="tiny", input_size=112, frames=4, queries=16, repeats=2)
         return cases
 
     cuda = device == "cuda"
@@ -75,6 +92,7 @@ def plan(mode: str, device: str) -> list[dict]:
         add("train", backbone="vits", input_size=896, frames=24, queries=256, repeats=3)  # the paper's recipe
     else:  # the recipe's 896 input takes minutes a step on a CPU: 224 here
         add("train", backbone="vits", input_size=224, frames=24, queries=256, repeats=2)
+    add_runtimes(backbone="vits", input_size=224, frames=24, queries=1024, repeats=3)
     add("yardstick", size=8192 if cuda else 2048, repeats=5)  # again at the end: the machine may be shared
     return cases
 
@@ -153,6 +171,19 @@ def derive(results: list[dict], mode: str) -> dict:
             "memory_ratio": fast["peak_mb"] / max(ref["peak_mb"], 1e-9),
             "memory_ratio_same_chunk": same["peak_mb"] / max(ref["peak_mb"], 1e-9),
         })
+    runtimes = []
+    eager = {(r["backbone"], r["input_size"], r["frames"], r["queries"]): r
+             for r in ok if r["kind"] == "runtime" and r["runtime"] == "torch"}
+    for r in ok:
+        if r["kind"] == "runtime":
+            base = eager.get((r["backbone"], r["input_size"], r["frames"], r["queries"]))
+            dev = r.get("deviation", {})
+            runtimes.append({**{k: r[k] for k in ("runtime", "backbone", "input_size", "frames", "queries",
+                                                  "frames_per_s", "time_s")},
+                             "vs_eager": r["frames_per_s"] / base["frames_per_s"] if base else None,
+                             "cpu_per_wall": r.get("cpu_per_wall"), "rss_peak_mb": r.get("rss_peak_mb"),
+                             "track_median_px": dev.get("track_median_px"), "track_p99_px": dev.get("track_p99_px"),
+                             "track_max_px": dev.get("track_max_px"), "logit_max": dev.get("logit_max")})
     targets = []
 
     def target(name, value, threshold, higher_is_better):
@@ -181,7 +212,8 @@ def derive(results: list[dict], mode: str) -> dict:
             if r["kind"] == "backbone" and r["input_size"] == 224 and r["backbone"] != "tiny":
                 target(f"{r['backbone']} backbone share of matmul GFLOP/s at 224", r["yardstick_share"],
                        BACKBONE_SHARE_MIN, True)
-    return {"mode": mode, "yardstick_gflops": yard, "head_comparisons": comparisons, "targets": targets}
+    return {"mode": mode, "yardstick_gflops": yard, "head_comparisons": comparisons, "runtime_comparisons": runtimes,
+            "targets": targets}
 
 
 def _table(title: str, columns: list[tuple[str, str]], rows: list[dict]) -> str:
@@ -230,6 +262,17 @@ def report(results: list[dict], derived: dict) -> str:
         ("backbone", "{backbone}"), ("input", "{input_size}"), ("T", "{frames}"), ("N", "{queries}"),
         ("step s", "{time_s:.2f}"), ("peak MB", "{peak_mb:.0f}"), ("cpu/wall", "{cpu_per_wall:.2f}"),
     ], by("train")))
+    if derived.get("runtime_comparisons"):
+        parts.append(_table(f"\nPyTorch eager vs ONNX Runtime, whole tracker forward (yardstick "
+                            f"{derived['yardstick_gflops']:.1f} GFLOP/s; deviation from eager, px at 256 x 256)", [
+            ("runtime", "{runtime}"), ("backbone", "{backbone}"), ("input", "{input_size}"), ("T", "{frames}"),
+            ("N", "{queries}"), ("time s", "{time_s:.2f}"), ("frames/s", "{frames_per_s:.2f}"),
+            ("vs eager", "{vs_eager:.2f}x"), ("rss MB", "{rss_peak_mb:.0f}"), ("cpu/wall", "{cpu_per_wall:.2f}"),
+            ("median px", "{track_median_px:.2g}"), ("p99 px", "{track_p99_px:.2g}"), ("max px", "{track_max_px:.2g}"),
+            ("logits", "{logit_max:.2g}"),
+        ], derived["runtime_comparisons"]))
+    elif derived.get("runtime_note"):
+        parts.append(f"\nPyTorch eager vs ONNX Runtime: skipped, {derived['runtime_note']}")
     title = "\ntargets" + (" (CI sizes: the issue states them for the full mode)" if derived["mode"] == "ci" else "")
     parts.append(_table(title, [
         ("target", "{target}"), ("value", "{value:.3f}"), ("threshold", "{threshold}"), ("met", "{met}"),
@@ -264,6 +307,8 @@ def run_suite(mode: str, device: str | None, out: Path | None, isolate: bool | N
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     isolate = isolate if isolate is not None else mode == "full"
     cases = plan(mode, device)
+    model_dir = tempfile.TemporaryDirectory(prefix="chrono-bench-onnx-")  # the runtime cases' exported models
+    cases = [{**c, "model_dir": model_dir.name} if c["kind"] == "runtime" else c for c in cases]
     if threads:
         cases = [{**c, "threads": threads} for c in cases]
     if only:
@@ -277,11 +322,15 @@ def run_suite(mode: str, device: str | None, out: Path | None, isolate: bool | N
         t0 = time.time()
         result = run_isolated(case) if isolate else run_in_process(case)
         result.update(waited_for_quiet_s=waited, cores_busy_before=busy)
+        result.pop("model_dir", None)  # a temporary folder, gone after the run
         results.append(result)
-        brief = {k: v for k, v in case.items() if k not in ("kind", "device", "repeats")}
+        brief = {k: v for k, v in case.items() if k not in ("kind", "device", "repeats", "model_dir")}
         status = result.get("error") or f"{result['time_s']:.3f} s"
         meter.update(i, f"{case['kind']} {brief}: {status} ({time.time() - t0:.0f} s)")
+    model_dir.cleanup()
     derived = derive(results, mode)
+    if device == "cpu" and onnx_missing() and (not only or "runtime" in only.split(",")):
+        derived["runtime_note"] = onnx_missing()
     load = {"before": load_before, "after": os.getloadavg()}
     print(report(results, derived))
     print(f"\nload average (1, 5, 15 min) before: {load['before']}, after: {load['after']} on {os.cpu_count()} cores"

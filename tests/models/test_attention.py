@@ -28,6 +28,8 @@ def test_sdpa_path_matches_softmax_reference(band):
 def test_band_mask_is_symmetric_window():
     m = band_mask(24, 6, torch.device("cpu"))
     assert m.shape == (24, 24) and m.sum(1)[0] == 7 and m.sum(1)[12] == 13 and torch.equal(m, m.T)
+    # the uncached mask made while tracing (ONNX export: a symbolic number of frames cannot key the cache)
+    assert torch.equal(attn_mod.make_band_mask(24, 6), m) and not attn_mod.tracing()
 
 
 def test_band_limits_temporal_reach():

@@ -174,3 +174,64 @@ def test_tracker_heads_agree_end_to_end():
 def test_unknown_head_is_refused():
     with pytest.raises(ValueError, match="unknown tracking head 'fastest'"):
         chrono.load_tracker(None, backbone="tiny", input_size=112, head="fastest")
+
+
+def _torch_window_tables(h, w, radius, dtype):
+    """The window tables as torch builds them (the formulation before they were made with numpy): the oracle."""
+    reach = min(math.ceil(abs(radius)), max(h, w) - 1)
+    steps = torch.arange(-reach, reach + 1)
+    dy, dx = (a.reshape(-1) for a in torch.meshgrid(steps, steps, indexing="ij"))
+    inside = (dy.to(dtype) ** 2 + dx.to(dtype) ** 2) < radius**2
+    dy, dx = dy[inside], dx[inside]
+    if dy.numel() == 0:
+        return None
+    cells = torch.arange(h * w)
+    py, px = torch.div(cells, w, rounding_mode="floor"), cells % w
+    ys, xs = py[:, None] + dy, px[:, None] + dx
+    valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    index = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
+    centre = torch.stack((px, py), dim=-1).to(dtype) + 0.5
+    basis = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(dtype)
+    return index, valid.to(dtype), centre, basis, int(((dy == 0) & (dx == 0)).nonzero()[0, 0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_numpy_window_tables_equal_torch_built_ones(dtype):
+    """The tables are built with numpy (constants under torch.export); every field equals torch's own, bit for bit,
+    including radii whose square sits on a cell distance (sqrt(k) and its neighbouring floats)."""
+    radii = [0.0, -2.0, 0.5, 1.0, 1.5, 2.0, 3.7, 5.0, 100.0]
+    for k in (2, 25, 26, 50):
+        r = math.sqrt(k)
+        radii += [r, math.nextafter(r, 0.0), math.nextafter(r, 10.0)]
+    for hw in ((1, 1), (3, 2), (7, 5), (16, 16)):
+        for radius in radii:
+            built = head.build_window_tables(*hw, radius, dtype, torch.device("cpu"))
+            oracle = _torch_window_tables(*hw, radius, dtype)
+            if oracle is None:
+                assert built is None, (hw, radius)
+                continue
+            for got, want in zip((built.index, built.valid, built.centre, built.basis), oracle[:4]):
+                assert got.dtype == want.dtype and torch.equal(got, want), (hw, radius, dtype)
+            assert built.peak_column == oracle[4]
+
+
+@pytest.mark.parametrize("radius", [0.0, 1.5, 5.0, math.sqrt(26.0)])
+def test_export_head_is_bitwise_the_fast_head(radius):
+    g = torch.Generator().manual_seed(3)
+    feats = F.normalize(torch.randn(2, 7, 12, 10, 16, generator=g), dim=-1)
+    queries = F.normalize(torch.randn(2, 150, 16, generator=g), dim=-1)  # more than one block of 64 queries
+    fast, export = head.fast_head(queries, feats, 20.0, radius), head.export_head(queries, feats, 20.0, radius)
+    assert torch.equal(fast[0], export[0]) and torch.equal(fast[1], export[1])
+
+
+def test_tracker_with_the_export_head_answers_bitwise_like_the_fast_head():
+    torch.manual_seed(6)
+    fast = chrono.load_tracker(None, backbone="tiny", input_size=112)
+    export = chrono.load_tracker(None, backbone="tiny", input_size=112, head="export")
+    export.load_state_dict(fast.state_dict())
+    assert head.query_chunk("export", None) > 10**9  # one head call for every query (no loop over N in a graph)
+    video = torch.rand(1, 5, 48, 64, 3) * 2 - 1
+    queries = torch.tensor([[[0, 10.0, 20.0], [4, 47.9, 0.1], [2.4, 30.5, 63.0], [1, 0.0, 0.0], [3, 24.0, 32.0]]])
+    with torch.no_grad():
+        a, b = fast(video, queries), export(video, queries)
+    assert all(torch.equal(a[k], b[k]) for k in ("tracks", "occlusion", "expected_dist"))

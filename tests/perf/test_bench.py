@@ -14,24 +14,33 @@ from chrono.perf.measure import PeakMemory, clip_flops, vit_flops_per_frame
 from chrono.models.tracker import TrackerConfig
 from chrono.models.vit import backbone_config
 
-pytestmark = pytest.mark.slow  # the whole CI-sized benchmark: ~15 s on 2 cores
+pytestmark = pytest.mark.slow  # the whole CI-sized benchmark: ~15 s on 2 cores, ~45 s with its ONNX export
 
 
 def test_ci_bench_writes_tables_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     data = bench.main(["--mode", "ci", "--out", str(out)])
     printed = capsys.readouterr().out
+    onnx = suite.onnx_missing() is None
     for title in ("matmul yardstick", "backbone (DINOv2 ViT alone", "tracker inference", "tracking head",
-                  "fast / reference head", "training step", "targets"):
+                  "fast / reference head", "training step", "targets", "PyTorch eager vs ONNX Runtime"):
         assert title in printed
+    assert ("skipped" in printed.split("PyTorch eager vs ONNX Runtime")[1].splitlines()[0]) != onnx
     saved = json.loads(out.read_text())
     assert saved["cases"] == data["cases"] and not [c for c in saved["cases"] if "error" in c]
     kinds = {c["kind"] for c in saved["cases"]}
-    assert kinds == {"yardstick", "backbone", "tracker", "head", "train"}
+    assert kinds == {"yardstick", "backbone", "tracker", "head", "train"} | ({"runtime"} if onnx else set())
+    if onnx:  # PyTorch eager beside ONNX Runtime float32 and int8, in one run, with the yardstick
+        rows = {r["runtime"]: r for r in saved["runtime_comparisons"]}
+        assert set(rows) == {"torch", "onnx", "onnx-int8"} and rows["torch"]["vs_eager"] == 1.0
+        assert rows["onnx"]["frames_per_s"] > 0 and rows["onnx"]["track_max_px"] < 1e-2
+        assert rows["onnx-int8"]["track_median_px"] < 1.0
     assert saved["yardstick_gflops"] > 0 and saved["machine"]["torch"] == torch.__version__
     for case in saved["cases"]:
         if case["kind"] == "yardstick":
             assert case["gflops"] > 0
+        elif case["kind"] == "runtime":  # ONNX Runtime's allocations are not torch's: the time is the figure
+            assert case["time_s"] > 0 and "model_dir" not in case
         else:  # every other case allocates tensors, so the profiler must see a peak above the baseline
             assert case["time_s"] > 0 and case["peak_mb"] > 0, case
         if case["kind"] == "backbone":
@@ -62,6 +71,16 @@ def test_full_plan_covers_the_issue_grid():
     assert heads == {(h, n, chunk) for h, chunk in suite.HEAD_VARIANTS for n in (256, 1024, 4096)}
     assert {c["input_size"] for c in cases if c["kind"] == "backbone"} == {224, 896}
     assert json.loads(json.dumps(cases)) == cases  # cases travel to worker processes as JSON
+    runtimes = [c for c in suite.plan("full", "cpu", onnx=True) if c["kind"] == "runtime"]
+    assert [c["runtime"] for c in runtimes] == ["torch", "onnx", "onnx-int8"]
+    assert {(c["backbone"], c["input_size"], c["frames"], c["queries"]) for c in runtimes} == {("vits", 224, 24, 1024)}
+    assert not [c for c in suite.plan("full", "cpu", onnx=False) if c["kind"] == "runtime"]
+    assert not [c for c in suite.plan("full", "cuda", onnx=False) if c["kind"] == "runtime"]
+
+
+def test_missing_onnxruntime_is_a_note_not_a_failure():
+    derived = {**suite.derive([], "ci"), "runtime_note": "onnxruntime not installed (pip install -e '.[export]')"}
+    assert "PyTorch eager vs ONNX Runtime: skipped, onnxruntime not installed" in suite.report([], derived)
 
 
 def test_peak_memory_sees_a_large_temporary():
