@@ -153,6 +153,11 @@ def _apply_overrides(cfg: TrackerConfig, overrides: Mapping[str, Any]) -> Tracke
     unknown = set(overrides) - set(HEAD_OVERRIDES) - set(ADAPTER_OVERRIDES)
     if unknown:
         raise TypeError(f"unknown tracker overrides {sorted(unknown)}; allowed: {HEAD_OVERRIDES + ADAPTER_OVERRIDES}")
+    for key in ("input_size", "softmax_temperature", "argmax_radius", "query_chunk_size", "num_heads", "window"):
+        value = overrides.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"tracker setting {key}={value!r}: expected a number"
+                              + (" (one side: frames are resized to a square)" if key == "input_size" else ""))
     adapter = replace(cfg.adapter, **{k: overrides[k] for k in ADAPTER_OVERRIDES if k in overrides})
     return replace(cfg, adapter=adapter, **{k: overrides[k] for k in HEAD_OVERRIDES if k in overrides})
 

@@ -47,7 +47,7 @@ def main(cfg):
     checkpoint = Path(to_absolute_path(cfg.checkpoint))
     overrides = {k: v for k, v in cfg.tracker.items() if k not in ("name", "query_chunk_size") and v is not None}
     tracker = chrono.load_tracker(checkpoint, device="cpu", trusted=cfg.trust_checkpoint, **overrides)
-    say(f"{checkpoint}: {tracker.cfg.backbone.embed_dim}-channel ViT, {len(tracker.adapter)} adapters, input "
+    say(f"{checkpoint}: backbone {type(tracker.cfg.backbone).__name__}, {len(tracker.adapter)} adapters, input "
         f"{tracker.cfg.input_size}; exporting for {cfg.resolution[0]} x {cfg.resolution[1]} videos")
     start = time.perf_counter()
     report = export_bundle(tracker, Path(to_absolute_path(cfg.out)), tuple(cfg.resolution), int(cfg.opset),

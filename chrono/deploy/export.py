@@ -139,7 +139,7 @@ def example_inputs(tracker: ChronoTracker, resolution: tuple[int, int], batch: i
     t = torch.randint(0, frames, (batch, queries), generator=g).float()
     query_points = torch.stack([t, torch.rand(batch, queries, generator=g) * H,
                                 torch.rand(batch, queries, generator=g) * W], dim=-1)
-    grid, channels = tracker.grid_size, tracker.cfg.backbone.embed_dim
+    grid, channels = tracker.grid_size, tracker.feature_channels
     features = F.normalize(torch.randn(batch, frames, grid, grid, channels, generator=g), dim=-1)
     query_features = F.normalize(torch.randn(batch, queries, channels, generator=g), dim=-1)
     return {"video": video, "query_points": query_points, "features": features, "query_features": query_features}
@@ -237,7 +237,7 @@ def model_info(model: ChronoTracker, graph: str, resolution: tuple[int, int], op
                attention: str = "ort", source: str = "") -> ModelInfo:
     """The metadata of ``graph`` exported from the :func:`exportable` ``model`` for ``resolution`` videos."""
     return ModelInfo(graph=graph, resolution=tuple(int(v) for v in resolution), grid=model.grid_size,
-                     channels=model.cfg.backbone.embed_dim, input_size=model.cfg.input_size, precision="fp32",
+                     channels=model.feature_channels, input_size=model.cfg.input_size, precision="fp32",
                      opset=opset, attention=attention, source=source, chrono=chrono.__version__)
 
 

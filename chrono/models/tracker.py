@@ -202,6 +202,11 @@ class ChronoTracker(nn.Module):
         """Feature cells per side (64 at the default input size: 896 for a ViT, 256 for a CNN)."""
         return self.cfg.input_size // self.cfg.backbone.stride
 
+    @property
+    def feature_channels(self) -> int:
+        """C of :meth:`extract_features`: the ViT's embed_dim, or the CNN's output width (256)."""
+        return self.cfg.backbone.embed_dim if self.is_vit else self.cfg.backbone.out_channels
+
     def extract_features(self, video: torch.Tensor) -> torch.Tensor:
         """Temporally-aware features of a clip.
 
