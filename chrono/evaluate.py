@@ -22,6 +22,7 @@ from chrono.errors import ConfigError
 from chrono.eval.benchmark import BenchmarkResult, benchmark_path, evaluate_benchmark, summary_row, write_results
 from chrono.eval.trackers import make_tracker
 from chrono.metrics import QUERY_MODES
+from chrono.precision import EVAL_PRECISIONS, autocast_dtype
 from chrono.progress import Progress
 from chrono.results import table_markdown
 
@@ -66,15 +67,17 @@ def run(cfg) -> dict[str, Any]:
         raise ConfigError(f"benchmark.query_mode={cfg.benchmark.query_mode}: expected one of {', '.join(QUERY_MODES)}")
     where = dist.info()
     device = dist.resolve_device(cfg.device)
+    dtype = autocast_dtype(cfg.precision, device, EVAL_PRECISIONS)  # auto: bf16 on CUDA (the reference), else fp32
     path = benchmark_path(cfg.benchmark, to_absolute_path)
     checkpoint = to_absolute_path(cfg.checkpoint) if cfg.checkpoint else None
     tracker = make_tracker(cfg.tracker, checkpoint, device, cfg.trust_checkpoint)
     if where.is_main:
         Progress("chrono.evaluate", enabled=cfg.progress).say(
-            f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")
+            f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}, "
+            f"precision {'fp32' if dtype is None else 'bf16 autocast'}")
     result = evaluate_benchmark(
         tracker, cfg.benchmark.name, cfg.benchmark.format, path, cfg.benchmark.query_mode,
-        resolution=tuple(cfg.benchmark.resolution), max_videos=cfg.max_videos, progress=cfg.progress,
+        resolution=tuple(cfg.benchmark.resolution), max_videos=cfg.max_videos, progress=cfg.progress, dtype=dtype,
     )
     del tracker
     if where.is_main:

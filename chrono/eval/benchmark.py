@@ -20,6 +20,7 @@ from chrono.errors import ConfigError
 from chrono.eval.tapvid import EVAL_RESOLUTION, decode_entry, iter_entries, sample_queries
 from chrono.files import file_lock, write_json_atomic, write_text_atomic
 from chrono.metrics import METRIC_NAMES, TABLE_LABELS, benchmark_means, compute_tapvid_metrics
+from chrono.precision import autocast
 from chrono.progress import Progress
 from chrono.results import table_csv
 
@@ -42,13 +43,23 @@ class BenchmarkResult:
         return {**benchmark_means(self.rows), "num_videos": len(self.rows)}
 
 
-def evaluate_video(tracker: Any, video, query_mode: str) -> dict[str, Any]:
+def tracker_device(tracker: Any) -> torch.device:
+    """Where a tracker computes: the device of its parameters (or buffers); CPU for parameter-free trackers."""
+    for tensors in (getattr(tracker, "parameters", None), getattr(tracker, "buffers", None)):
+        if tensors is not None:
+            for t in tensors():
+                return t.device
+    return torch.device("cpu")
+
+
+def evaluate_video(tracker: Any, video, query_mode: str, dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Track the reference queries of one :class:`~chrono.eval.tapvid.TapVidVideo`; its metrics as floats.
 
-    ``tracker`` follows :class:`chrono.interfaces.PointTracker` (``predict`` in the video's pixels).
+    ``tracker`` follows :class:`chrono.interfaces.PointTracker` (``predict`` in the video's pixels); ``dtype``:
+    autocast it to bf16 (``precision``; None: fp32).
     """
     queries = sample_queries(video, query_mode)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(tracker_device(tracker), dtype):
         out = tracker.predict(
             torch.from_numpy(video.video[None]),
             torch.from_numpy(queries.query_points[None]).float(),
@@ -72,8 +83,10 @@ def evaluate_benchmark(
     resolution: Sequence[int] = EVAL_RESOLUTION,
     max_videos: int | None = None,
     progress: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> BenchmarkResult:
-    """Evaluate ``tracker`` (a :class:`chrono.interfaces.PointTracker`) on one benchmark.
+    """Evaluate ``tracker`` (a :class:`chrono.interfaces.PointTracker`) on one benchmark, under autocast to
+    ``dtype`` (:func:`chrono.precision.autocast_dtype` of the ``precision`` setting; None: fp32).
 
     Under torchrun every rank takes every world_size-th video and the per-video rows are gathered, so every
     rank returns the same complete result and each video counts exactly once. A video with no query (nothing
@@ -92,7 +105,7 @@ def evaluate_benchmark(
         start = time.perf_counter()
         video = decode_entry(entry, resolution)
         row = {"index": video.index, "name": video.name, "num_frames": int(video.video.shape[0])}
-        metrics = evaluate_video(tracker, video, query_mode)
+        metrics = evaluate_video(tracker, video, query_mode, dtype)
         done += 1
         if metrics["num_queries"] == 0:
             meter.say(f"video {video.index} {video.name}: no visible point to query, skipped")

@@ -39,7 +39,7 @@ def run(size: int, frames: int, tracks: int, repeats: int) -> dict[str, float]:
     example = make_realistic(example, np.random.default_rng(0))
     spec = tfds_features.parse_spec(features_json(frames, size, size, flows=True))
     payload = encode_scene(example, spec)
-    options = ConvertOptions(tracks_per_scene=tracks)
+    options = ConvertOptions()
     stages: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         records = Path(tmp) / "bench.tfrecord-00000-of-00001"
@@ -52,7 +52,7 @@ def run(size: int, frames: int, tracks: int, repeats: int) -> dict[str, float]:
             clip = convert_record(record.data, spec, np.random.default_rng(rep), options, timings=timings)
             start = time.perf_counter()
             with ShardWriter(tmp, prefix=f"bench{rep}", write_index=False) as writer:
-                writer.add_clip("scene", clip.video, clip.tracks, clip.occluded, clip.query_points)
+                writer.add_clip("scene", clip.video, grid=clip.grid)
             timings["write shard"] = time.perf_counter() - start
             if rep:
                 for k, v in timings.items():
@@ -60,7 +60,7 @@ def run(size: int, frames: int, tracks: int, repeats: int) -> dict[str, float]:
         shard_mb = sum(p.stat().st_size for p in Path(tmp).glob("bench*.h5")) / (repeats + 1) / 2 ** 20
     total = np.sum([np.median(v) for v in stages.values()])
     print(f"Kubric conversion, one synthetic scene: {size} x {size}, {frames} frames, "
-          f"{len(clip.tracks)} tracks, record {len(payload) / 2 ** 20:.1f} MiB, shard {shard_mb:.1f} MiB; "
+          f"{clip.grid.size} grid tracks, record {len(payload) / 2 ** 20:.1f} MiB, shard {shard_mb:.1f} MiB; "
           f"one core ({pinned}); median of {repeats}")
     for k, v in stages.items():
         print(f"  {k:<14s} {np.median(v) * 1000:8.1f} ms")

@@ -25,7 +25,8 @@ class TrainState:
     """Where a run is: stored in every training checkpoint under ``progress``."""
 
     step: int = 0  # optimizer steps taken (skipped ones included)
-    skipped: int = 0  # steps whose gradients were not finite
+    skipped: int = 0  # steps skipped because their gradients were not finite (optim.nonfinite: skip)
+    zeroed: int = 0  # steps in which NaN gradients were zeroed before the update (optim.nonfinite: zero_nan)
     best: float | None = None  # best validation value so far (higher is better)
 
 
@@ -64,7 +65,7 @@ def save_training_checkpoint(path: Path, model, optimizer, scheduler, scaler, pr
 
 # Settings that shape the optimisation schedule and the data stream: a resumed run must have the same.
 SCHEDULE_KEYS = ("steps", "grad_accum", "seed", "optim", "loss", "dataset.batch_size", "dataset.num_frames",
-                 "dataset.num_tracks", "dataset.size")
+                 "dataset.num_tracks", "dataset.size", "dataset.track_sampling", "dataset.color_scope")
 
 
 def schedule_differences(stored: dict, current: dict) -> list[str]:

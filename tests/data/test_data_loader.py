@@ -37,7 +37,7 @@ def _yaml_dataset() -> dict:
 
 def _cfg(root, **kw):
     cfg = dict(_yaml_dataset(), root=str(root), num_frames=6, size=32, num_tracks=24, batch_size=2, num_workers=0,
-               epochs=1)
+               epochs=1, track_sampling="uniform")  # these shards hold candidate tracks, no query grid
     cfg.update(kw)
     return cfg
 
@@ -113,7 +113,7 @@ def test_stored_queries_are_used_when_visible():
 class _Indices(L.ClipStream):
     """Yields which clip each example came from, to check the split in real worker processes."""
 
-    def load(self, clip_index, rng):
+    def load(self, clip_index, rng, colour_rng=None):
         return {"clip": torch.tensor(clip_index), "draw": torch.tensor(rng.random())}
 
 
