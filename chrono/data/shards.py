@@ -401,6 +401,7 @@ class ShardReader:
             raise ShardError(f"{self.path}: shard version {attrs.get('version')} is newer than this reader ({VERSION})")
         self.source = str(attrs.get("source", "unknown"))
         self.names = sorted(self._file.keys())
+        self._infos: dict[str, dict] = {}  # clips whose schema was checked, with their shape facts and attrs
 
     def __enter__(self) -> "ShardReader":
         return self
@@ -412,6 +413,8 @@ class ShardReader:
         self._file.close()
 
     def _group(self, name: str) -> h5py.Group:
+        if name in self._infos:  # checked before (HDF5 metadata reads are slow: once per clip and reader)
+            return self._file[name]
         where = f"{self.path} clip {name!r}"
         if name not in self._file:
             raise ShardError(f"{where}: no such clip in this shard")
@@ -433,12 +436,16 @@ class ShardReader:
     def info(self, name: str) -> dict:
         """Shape facts of a clip without reading its arrays: num_frames, height, width, num_tracks, whether it
         has query points and a query grid, attrs."""
-        g = self._group(name)
-        t, h, w, _ = g["video"].shape
-        has_grid = "grid" in g
-        return {"num_frames": t, "height": h, "width": w,
+        if name not in self._infos:
+            g = self._group(name)
+            t, h, w, _ = g["video"].shape
+            has_grid = "grid" in g
+            self._infos[name] = {
+                "num_frames": t, "height": h, "width": w,
                 "num_tracks": g["grid/segments"].size if has_grid else g["tracks"].shape[0],
                 "has_query_points": has_grid or "query_points" in g, "has_grid": has_grid, "attrs": dict(g.attrs)}
+        info = self._infos[name]
+        return {**info, "attrs": dict(info["attrs"])}
 
     def read(self, name: str, frames: slice | None = None) -> dict[str, Any]:
         """One clip as numpy arrays: video, tracks, occluded (and query_points if stored), plus ``attrs``;
@@ -448,14 +455,16 @@ class ShardReader:
         ``frames`` (a slice) reads only those frames of the video and of stored tracks; stored query_points
         (and the grid) are returned unchanged (their t still refers to the full clip).
         """
-        g = self._group(name)
+        info = self.info(name)
+        g = self._file[name]
         sl = frames if frames is not None else slice(None)
         try:
             out = {"video": g["video"][sl]}
             if "grid" in g:
                 segments, tracks, occluded = (g[k][()] for k in GRID)
-                out["grid"] = QueryGrid(tuple(int(v) for v in g.attrs["grid_start"]), int(g.attrs["grid_stride"]),
-                                        segments, tracks, occluded, int(g["video"].shape[0]))
+                attrs = info["attrs"]
+                out["grid"] = QueryGrid(tuple(int(v) for v in attrs["grid_start"]), int(attrs["grid_stride"]),
+                                        segments, tracks, occluded, info["num_frames"])
             else:
                 out["tracks"] = g["tracks"][:, sl]
                 out["occluded"] = g["occluded"][:, sl]
@@ -467,7 +476,7 @@ class ShardReader:
         for key in ("tracks", "query_points"):
             if key in out and not np.isfinite(out[key]).all():
                 raise ShardError(f"{self.path} clip {name!r}: {key} hold non-finite values (NaN or infinity)")
-        out["attrs"] = dict(g.attrs)
+        out["attrs"] = info["attrs"]
         return out
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:

@@ -21,11 +21,9 @@ from chrono.kubric.tfrecord import iter_records
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def converted(kubric_build, tmp_path_factory):
-    out = tmp_path_factory.mktemp("kubric_out")
-    summary = convert(kubric_build, out, workers=1, progress=False)
-    return out, summary
+@pytest.fixture()
+def converted(kubric_converted):
+    return kubric_converted
 
 
 def test_fixture_converts_to_shards(converted, train_examples):
