@@ -150,9 +150,11 @@ def test_command_line_in_parallel(kubric_build, tmp_path):
 def test_benchmark_runs(capsys):
     from chrono import bench
 
-    bench.main(["suite=kubric", "kubric.size=32", "kubric.frames=8", "kubric.tracks=64", "kubric.repeats=1"])
+    bench.main(["suite=kubric", "kubric.size=32", "kubric.frames=8", "kubric.repeats=1", "kubric.scenes=1",
+                "kubric.seconds=0.5"])
     out = capsys.readouterr().out
     assert "per scene" in out and "decode PNGs" in out
+    assert "grid/tracks" in out and "10,000 scenes" in out and "track_sampling=reference" in out
 
 
 def test_bad_sources_are_one_line_and_leftovers_of_a_hard_kill_are_removed(kubric_build, tmp_path):
@@ -205,3 +207,16 @@ def test_a_rerun_with_other_options_names_the_option(converted, kubric_build, tm
                            "progress=false"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "finished with seed=0, this run asks seed=7" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_parts_as_a_hydra_multirun(kubric_build, tmp_path):
+    """The documented multi-machine command, with Hydra's local launcher standing in for SLURM."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "chrono.data.kubric", "-m", f"src={kubric_build}", f"out={out}",
+                           "part=0,1", "parts=2", "workers=1", "progress=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert read_index(out / "train")["num_clips"] == 2 and read_index(out / "validation")["num_clips"] == 1
+    assert sorted(p.name for p in (out / "train").glob("index*.json")) == [
+        "index.part-0000-of-0002.json", "index.part-0001-of-0002.json"]
