@@ -149,3 +149,16 @@ def test_query_grid_clips_hold_every_grid_point_with_its_surface():
     # the same points as candidate tracks of a clip without the grid would get (same generator, same seed)
     flat_clip = generate_clip(2, height=48, width=64, num_frames=8)
     np.testing.assert_array_equal(flat_clip["video"], c["video"])
+
+
+def test_make_data_makes_the_set_the_dataset_config_describes(monkeypatch, tmp_path):
+    """``python -m chrono.data.synthetic`` (make data) generates exactly conf/dataset/synthetic.yaml's set."""
+    import chrono.data.synthetic.__main__ as command
+
+    calls = {}
+    monkeypatch.setattr(command, "ensure_generated", lambda generate, **kw: calls.setdefault("train", generate) and tmp_path)
+    monkeypatch.setattr(command, "ensure_benchmark", lambda *a, **kw: tmp_path / "bench.pkl")
+    command.main(["what=all", "progress=false"])
+    assert calls["train"] == {"dir": "train_grid", "num_clips": 1000, "seed": 0, "options": {"grid_stride": 4}}
+    json_ready = __import__("json").dumps(calls["train"])  # plain values, as write_train_shards records them
+    assert "grid_stride" in json_ready

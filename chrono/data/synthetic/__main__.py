@@ -46,8 +46,10 @@ def main(cfg) -> int:
     given = cfg.what != "all"  # `all` makes the default sets, exactly as `make data` and training expect them
     if cfg.what == "all":  # the default set exactly as conf/dataset/synthetic.yaml has training make it
         start = time.time()
-        out = ensure_generated(compose("train", ["dataset=synthetic"]).dataset.generate, workers=cfg.workers,
-                               progress=cfg.progress)
+        from omegaconf import OmegaConf
+
+        generate = OmegaConf.to_container(compose("train", ["dataset=synthetic"]).dataset.generate, resolve=True)
+        out = ensure_generated(generate, workers=cfg.workers, progress=cfg.progress)
         say(f"training shards ready in {out} ({time.time() - start:.0f} s)")
     if cfg.what == "train":
         if not cfg.out:
