@@ -68,11 +68,15 @@ SCHEDULE_KEYS = ("steps", "grad_accum", "seed", "optim", "loss", "dataset.batch_
                  "dataset.num_tracks", "dataset.size", "dataset.track_sampling", "dataset.color_scope")
 
 
+# What checkpoints written before a setting existed did (issue #14), so that they compare correctly.
+BEFORE_SETTING = {"optim.nonfinite": "skip", "dataset.track_sampling": "uniform", "dataset.color_scope": "clip"}
+
+
 def schedule_differences(stored: dict, current: dict) -> list[str]:
     """``key: old -> new`` for every schedule-defining setting (:data:`SCHEDULE_KEYS`) that differs."""
     from chrono.mlflow_runs import flatten_config
 
-    old, new = flatten_config(stored), flatten_config(current)
+    old, new = {**BEFORE_SETTING, **flatten_config(stored)}, flatten_config(current)
     keys = [k for k in sorted(set(old) | set(new)) if any(k == s or k.startswith(s + ".") for s in SCHEDULE_KEYS)]
     return [f"{k}: {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in keys if old.get(k) != new.get(k)]
 

@@ -172,9 +172,27 @@ def test_validation_runs_at_val_precision(precision, dtype, tmp_path, trainer, f
     ("dataset.track_sampling=kubric", "dataset.track_sampling=kubric: expected reference or uniform"),
     ("dataset.color_scope=rank", "dataset.color_scope=rank: expected step or clip"),
 ])
-def test_new_settings_are_checked_before_anything_runs(override, message, composer):
+def test_new_settings_are_checked_before_anything_runs(override, message):
+    from chrono.cli import compose
     from chrono.errors import ConfigError
     from chrono.training.runtime import check_settings
 
     with pytest.raises(ConfigError, match=message):
-        check_settings(composer(["experiment=smoke", override]))
+        check_settings(compose("train", ["experiment=smoke", override]))
+
+
+def test_checkpoints_from_before_the_new_settings_compare_with_what_they_did():
+    """A checkpoint written before optim.nonfinite / track_sampling / color_scope existed skipped NaN steps, drew
+    tracks uniformly and coloured per clip: resuming it asks for exactly those."""
+    from omegaconf import OmegaConf
+
+    from chrono.cli import compose
+    from chrono.training.state import schedule_differences
+
+    now = OmegaConf.to_container(compose("train", ["experiment=smoke"]), resolve=True)
+    old = {**now, "optim": {k: v for k, v in now["optim"].items() if k != "nonfinite"},
+           "dataset": {k: v for k, v in now["dataset"].items() if k not in ("track_sampling", "color_scope")}}
+    assert schedule_differences(old, now) == ["dataset.color_scope: clip -> step",
+                                              "dataset.track_sampling: uniform -> reference"]
+    same = {**now, "dataset": {**now["dataset"], "track_sampling": "uniform", "color_scope": "clip"}}
+    assert schedule_differences(old, same) == []
