@@ -9,7 +9,7 @@ training step time; prints tables and the issue's targets, and writes everything
   python -m chrono.bench mode=ci         # tiny backbone, seconds (run by the test suite)
   python -m chrono.bench device=cuda     # on a GPU (bf16 autocast, flash attention, see models/accelerate.py)
   python -m chrono.bench suite=data      # the training data: synthetic generation and loader throughput
-  python -m chrono.bench suite=kubric    # the Kubric conversion of one scene, stage by stage
+  python -m chrono.bench suite=kubric    # Kubric: conversion stage by stage, storage per scene, loader clips/s
 
 Options: conf/bench.yaml. The argparse flags of earlier versions still work (``--mode ci``).
 The suites: chrono.perf.suite (model), chrono.perf.data_speed, chrono.perf.kubric_speed.
@@ -49,7 +49,7 @@ def main(cfg) -> dict:
     if cfg.suite == "kubric":
         from chrono.perf.kubric_speed import run
 
-        return run(cfg.kubric.size, cfg.kubric.frames, cfg.kubric.tracks, cfg.kubric.repeats)
+        return run(cfg.kubric.size, cfg.kubric.frames, cfg.kubric.repeats, cfg.kubric.scenes, cfg.kubric.seconds)
     raise ConfigError(f"suite={cfg.suite}: expected one of {', '.join(SUITES)}")
 
 

@@ -43,14 +43,14 @@ def model_settings_node() -> type:
 
 def kubric_node(options_cls) -> type:
     """The schema of ``python -m chrono.data.kubric``: its command options (values in conf/kubric.yaml) and the
-    sampling fields of ConvertOptions with their defaults."""
+    fields of ConvertOptions (grid stride, seed) with their defaults."""
     import typing as t
 
     from omegaconf import MISSING
 
     command = [("src", str, MISSING), ("out", str, MISSING), ("workers", int, MISSING),
                ("splits", t.Optional[t.List[str]], MISSING), ("compression", t.Optional[str], MISSING),
-               ("progress", bool, MISSING)]
+               ("progress", bool, MISSING), ("part", int, MISSING), ("parts", int, MISSING)]
     base = _settings_node(options_cls)
     return dataclasses.make_dataclass("KubricCommandNode", command, bases=(base,))
 

@@ -29,6 +29,7 @@ from chrono.eval.benchmark import BenchmarkResult, benchmark_path, evaluate_benc
 from chrono.eval.gallery import GALLERY_DIR, INDEX, write_gallery
 from chrono.eval.trackers import make_tracker
 from chrono.metrics import QUERY_MODES
+from chrono.precision import eval_precision
 from chrono.progress import Progress
 from chrono.results import table_markdown
 
@@ -89,14 +90,17 @@ def run(cfg) -> dict[str, Any]:
     predictions = to_absolute_path(cfg.predictions) if cfg.predictions else None
     export = Path(to_absolute_path(cfg.export_queries)) if cfg.export_queries else None
     onnx_model = to_absolute_path(cfg.onnx_model) if cfg.onnx_model else None
-    runtime = {"runtime": cfg.runtime, "onnx_model": onnx_model, "precision": cfg.precision, "device": cfg.device}
+    # auto: bf16 autocast on CUDA (the reference), else fp32; int8: the ONNX model's int8 version
+    dtype, runtime_precision = eval_precision(cfg.precision, cfg.runtime, device)
+    runtime = {"runtime": cfg.runtime, "onnx_model": onnx_model, "precision": runtime_precision, "device": cfg.device}
     tracker = make_tracker(cfg.tracker, checkpoint, device, predictions, cfg.trust_checkpoint, runtime)
     say = Progress("chrono.evaluate", enabled=cfg.progress and where.is_main).say
-    say(f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}")
+    say(f"evaluating {cfg.tracker.name} on {cfg.benchmark.name} ({path}), queries {cfg.benchmark.query_mode}, "
+        f"precision {runtime_precision if dtype is None else 'bf16 autocast'}")
     result = evaluate_benchmark(
         tracker, cfg.benchmark.name, cfg.benchmark.format, path, cfg.benchmark.query_mode,
         resolution=tuple(cfg.benchmark.resolution), max_videos=cfg.max_videos, progress=cfg.progress,
-        export_queries=export,
+        export_queries=export, dtype=dtype,
     )
     if where.is_main:
         run_dir = _run_dir()

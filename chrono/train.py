@@ -7,8 +7,8 @@
     python -m chrono.train -m adapter=chrono,none experiment=smoke    # a sweep: one MLflow parent run
 
 The loop reads top to bottom: build the tracker, the optimizer and the data; resume if asked; then for
-every step accumulate gradients over micro-batches, clip, skip the step if the gradient is not finite,
-step the optimizer and the one-cycle schedule; log, validate and checkpoint on their intervals. Only rank 0
+every step accumulate gradients over micro-batches, clip, skip the step if the gradient is not finite
+(``optim.nonfinite: skip``; ``zero_nan``: zero NaN gradients and step, as the reference), step the optimizer and the one-cycle schedule; log, validate and checkpoint on their intervals. Only rank 0
 writes (checkpoints, MLflow, result files); every rank takes part in validation (videos are split).
 """
 
@@ -38,8 +38,9 @@ from chrono.metrics import TABLE_LABELS
 from chrono.models.backbones import backbone_config, is_vit
 from chrono.progress import Progress
 from chrono.training.optim import build_optimizer
-from chrono.training.runtime import (autocast_dtype, check_settings, find_resume_checkpoint, resolve_device,
-                                     seed_everything, to_device)
+from chrono.precision import EVAL_PRECISIONS, autocast_dtype
+from chrono.training.runtime import (check_settings, find_resume_checkpoint, resolve_device, seed_everything,
+                                     to_device, zero_nan_gradients)
 from chrono.training.state import TrainState, load_training_checkpoint, save_training_checkpoint
 from chrono.training.stopping import GracefulStop, Stopped
 from chrono.training.validation import (final_evaluation, log_track_picture, validate, validation_benchmark,
@@ -69,6 +70,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     say = Progress("train", enabled=where.is_main).say
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.precision, device)
+    val_dtype = autocast_dtype(cfg.val.precision, device, EVAL_PRECISIONS, "val.precision")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     seed_everything(cfg.seed + where.rank)
     ckpt_dir = run_dir / "checkpoints"
@@ -104,7 +106,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # ---- data (every shard checked before step 1): positioned at the first micro-batch not yet consumed
     accum = int(cfg.grad_accum)
     loader = build_train_loader(cfg.dataset, rank=where.rank, world_size=where.world_size, seed=cfg.seed,
-                                start_batch=progress.step * accum, check=True)
+                                start_batch=progress.step * accum, check=True, batches_per_step=accum)
     batches = iter(loader)
     clips_per_step = cfg.dataset.batch_size * accum * where.world_size
     val_bench = validation_benchmark(cfg)
@@ -151,10 +153,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 for k, v in {"loss": loss, **terms}.items():
                     terms_sum[k] = terms_sum.get(k, 0.0) + v.item() / accum
             scaler.unscale_(optimizer)
+            zero_nan = cfg.optim.nonfinite == "zero_nan"
+            if zero_nan and zero_nan_gradients(params):  # the reference: NaN gradients zeroed, the step happens
+                progress.zeroed += 1
+                say(f"step {progress.step}: NaN gradients zeroed before the update ({progress.zeroed} steps so far)")
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            if torch.isfinite(grad_norm):
+            if zero_nan or torch.isfinite(grad_norm):
                 scaler.step(optimizer)
-            else:  # the reference zeroes non-finite gradients; we skip the whole update and count it
+            else:  # optim.nonfinite: skip (the default): no update, counted
                 progress.skipped += 1
                 say(f"step {progress.step}: non-finite gradient norm, update skipped ({progress.skipped} so far)")
             scaler.update()
@@ -176,6 +182,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 if run is not None:
                     run.log_metrics({**{f"train/{k}": v for k, v in means.items()}, "train/lr": lr,
                                      "train/grad_norm": float(grad_norm), "train/skipped_steps": progress.skipped,
+                                     "train/nan_zeroed_steps": progress.zeroed,
                                      "train/clips_per_s": rate}, step=step)
                 window = {}
             if stopping:
@@ -185,7 +192,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 raise Stopped(stop.signum or signal.SIGTERM, step, ckpt_dir / "last.ckpt")
 
             if cfg.val.every and (step % cfg.val.every == 0 or step == cfg.steps):
-                last_val = validate(model, val_bench, val_path, cfg.val.max_videos)
+                last_val = validate(model, val_bench, val_path, cfg.val.max_videos, val_dtype)
                 score = last_val[cfg.val.monitor]
                 improved = progress.best is None or score > progress.best
                 progress.best = score if improved else progress.best
@@ -198,11 +205,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             if step % cfg.checkpoint_every == 0 or step == end_step:
                 save("last.ckpt")
 
-        result = {"steps": progress.step, "skipped_steps": progress.skipped,
+        result = {"steps": progress.step, "skipped_steps": progress.skipped, "nan_zeroed_steps": progress.zeroed,
                   **{f"val/{k}": v for k, v in last_val.items()}}
         if cfg.final_eval and progress.step == cfg.steps:
             untrained = initial_model(cfg, device) if cfg.final_eval_untrained else None
-            result.update(final_evaluation(model, cfg, val_bench, val_path, run, run_dir, untrained, meter.say))
+            result.update(final_evaluation(model, cfg, val_bench, val_path, run, run_dir, untrained, meter.say,
+                                           val_dtype))
         if where.is_main:
             write_json_atomic(run_dir / "results.json", result)
             say(f"checkpoints: {ckpt_dir}")

@@ -1,6 +1,7 @@
 """Convert a panning MOVi-E TFDS build into training shards: ``python -m chrono.data.kubric src=... out=...``.
 
     python -m chrono.data.kubric src=/data/panning_movi_e/256x256/1.0.0 out=data/kubric workers=8
+    python -m chrono.data.kubric -m hydra/launcher=slurm src=... out=... part=0,1,2,3 parts=4   # 4 machines
 
 Options: conf/kubric.yaml (``--help`` lists them). The conversion itself is :func:`chrono.kubric.convert.convert`
 (docs/kubric.md). A rerun skips finished input files; corrupt records are reported and skipped.
@@ -27,9 +28,14 @@ def main(cfg) -> None:
     missing = [k for k in ("src", "out") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise ConfigError(f"give {' and '.join(f'{k}=<dir>' for k in missing)} (see --help)")
+    if not (cfg.parts >= 1 and 0 <= cfg.part < cfg.parts):
+        raise ConfigError(f"part={cfg.part} parts={cfg.parts}: expected parts >= 1 and 0 <= part < parts")
+    if cfg.sampling_stride < 1:
+        raise ConfigError(f"sampling_stride={cfg.sampling_stride}: expected an integer >= 1")
     options = ConvertOptions(**{f.name: cfg[f.name] for f in fields(ConvertOptions)})
     splits = list(cfg.splits) if cfg.splits is not None else None
-    summary = convert(cfg.src, cfg.out, cfg.workers, splits, options, cfg.compression, cfg.progress)
+    summary = convert(cfg.src, cfg.out, cfg.workers, splits, options, cfg.compression, cfg.progress,
+                      part=cfg.part, parts=cfg.parts)
     print("\n".join(summary.lines()))
     if summary.failed_files:
         sys.exit(1)

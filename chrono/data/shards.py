@@ -9,6 +9,9 @@ Layout of one shard file (``<prefix>-00000.h5``)::
         tracks                float32 [N, T, 2]     (x, y) pixels, raster convention (pixel i covers [i, i+1))
         occluded              bool    [N, T]        True = not visible (behind something or outside the frame)
         query_points          float32 [N, 3]        optional: (t, y, x) of each track's query (e.g. Kubric's)
+        grid/segments, grid/tracks, grid/occluded   instead of tracks / occluded (version 2): the clip's whole
+                              stride-s query grid with segment ids (chrono.data.grid: int16 tracks at 1/64 px,
+                              packed occlusion bits, uint8 ids), what kubric's per-read sampling needs
 
 Beside the shards, ``index.json`` lists every shard with its clip names and counts::
 
@@ -30,19 +33,24 @@ from typing import Any, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
+from chrono.data.grid import TRACK_SCALE, QueryGrid
 from chrono.errors import ChronoError
 from chrono.files import make_temp, write_json_atomic
 
 FORMAT = "chrono-clips"
 INDEX_FORMAT = "chrono-clips-index"
-VERSION = 1
+VERSION = 2  # 2: clips may hold a query grid (grid/...) instead of tracks
 INDEX_NAME = "index.json"
 CONVENTIONS = (
     "video uint8 [T,H,W,3]; tracks float32 [N,T,2] (x, y) in pixels of the video, raster convention "
     "(pixel i covers [i, i+1), centre i+0.5); occluded bool [N,T] (True = not visible); "
-    "query_points float32 [N,3] (t, y, x) in the same pixels"
+    "query_points float32 [N,3] (t, y, x) in the same pixels; or grid/segments uint8 [Tg,Hg,Wg], grid/tracks int16 "
+    "[Tg,Hg,Wg,T,2] (x, y) x track_scale, grid/occluded uint8 packbits [Tg,Hg,Wg,ceil(T/8)] with attrs grid_start "
+    "(t, y, x), grid_stride, track_scale: grid point (a, b, c) is pixel grid_start + grid_stride * (a, b, c), "
+    "queried at its centre"
 )
-REQUIRED = ("video", "tracks", "occluded")
+FLAT = ("tracks", "occluded")
+GRID = ("grid/segments", "grid/tracks", "grid/occluded")
 
 
 class ShardError(ChronoError):
@@ -53,8 +61,20 @@ class ShardError(ChronoError):
 # Validation shared by the writer (inputs) and the reader (stored datasets)
 
 
-def _check_clip_arrays(where: str, video, tracks, occluded, query_points=None) -> None:
-    """Check shapes and dtypes of one clip (numpy arrays or h5py datasets); raise ShardError naming ``where``."""
+def _check_grid_arrays(where: str, t: int, segments, tracks, occluded) -> None:
+    """Check the shapes and dtypes of a stored query grid (numpy arrays or h5py datasets) of a T-frame clip."""
+    shape = tuple(segments.shape)
+    want = {"segments": (segments, np.uint8, shape), "tracks": (tracks, np.int16, shape + (t, 2)),
+            "occluded": (occluded, np.uint8, shape + (-(-t // 8),))}
+    for key, (arr, dtype, dims) in want.items():
+        if arr.dtype != dtype or tuple(arr.shape) != dims or len(shape) != 3:
+            raise ShardError(f"{where}: grid/{key} must be {np.dtype(dtype).name} {list(dims)}, "
+                             f"got {arr.dtype} {tuple(arr.shape)}")
+
+
+def _check_clip_arrays(where: str, video, tracks, occluded, query_points=None, grid=None) -> None:
+    """Check shapes and dtypes of one clip (numpy arrays or h5py datasets); raise ShardError naming ``where``.
+    ``grid``: (segments, tracks, occluded) of a query grid, given instead of ``tracks`` and ``occluded``."""
 
     def fail(msg):
         raise ShardError(f"{where}: {msg}")
@@ -62,6 +82,10 @@ def _check_clip_arrays(where: str, video, tracks, occluded, query_points=None) -
     if video.dtype != np.uint8 or len(video.shape) != 4 or video.shape[-1] != 3:
         fail(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
     t = video.shape[0]
+    if grid is not None:
+        _check_grid_arrays(where, t, *grid)
+        if tracks is None:
+            return
     if tracks.dtype != np.float32 or len(tracks.shape) != 3 or tracks.shape[1:] != (t, 2):
         fail(f"tracks must be float32 [N, {t}, 2], got {tracks.dtype} {tuple(tracks.shape)}")
     n = tracks.shape[0]
@@ -163,18 +187,23 @@ class ShardWriter:
         self,
         name: str,
         video: np.ndarray,
-        tracks: np.ndarray,
-        occluded: np.ndarray,
+        tracks: np.ndarray | None = None,
+        occluded: np.ndarray | None = None,
         query_points: np.ndarray | None = None,
         attrs: Mapping[str, Any] | None = None,
+        grid: QueryGrid | None = None,
     ) -> None:
         """Store one clip: video uint8 [T,H,W,3], tracks float32 [N,T,2] (x, y) px, occluded bool [N,T],
-        optional query_points float32 [N,3] (t, y, x) px, and extra attributes (scalars, strings or JSON)."""
+        optional query_points float32 [N,3] (t, y, x) px, and extra attributes (scalars, strings or JSON);
+        or, instead of tracks / occluded / query_points, the clip's query ``grid`` (:mod:`chrono.data.grid`)."""
         if not name or "/" in name:
             raise ValueError(f"clip name must be a non-empty string without '/', got {name!r}")
         if name in self._all_names:
             raise ValueError(f"clip name {name!r} was already written by this writer")
-        _check_clip_arrays(f"clip {name!r}", video, tracks, occluded, query_points)
+        if (grid is None) == (tracks is None or occluded is None) or (grid is not None and tracks is not None):
+            raise ValueError("give tracks and occluded, or a grid")
+        arrays = (grid.segments, grid.tracks, grid.occluded) if grid is not None else None
+        _check_clip_arrays(f"clip {name!r}", video, tracks, occluded, query_points, arrays)
         if self._file is None:
             self._open_shard()
         t, h, w, _ = video.shape
@@ -182,11 +211,21 @@ class ShardWriter:
         # fletcher32: HDF5's own checksum of every chunk, so damaged bytes fail the read instead of
         # coming back as data
         g.create_dataset("video", data=video, chunks=(1, h, w, 3), compression=self.compression, fletcher32=True)
-        g.create_dataset("tracks", data=tracks, fletcher32=True)
-        g.create_dataset("occluded", data=occluded, fletcher32=True)
-        if query_points is not None:
-            g.create_dataset("query_points", data=query_points, fletcher32=True)
-        g.attrs.update({"source": self.source, "num_frames": t, "height": h, "width": w, "num_tracks": tracks.shape[0]})
+        if grid is not None:
+            tg, hg, wg = grid.shape
+            g.create_dataset("grid/segments", data=grid.segments, fletcher32=True)
+            g.create_dataset("grid/tracks", data=grid.tracks, chunks=(1, hg, wg, t, 2), fletcher32=True)
+            g.create_dataset("grid/occluded", data=grid.occluded, fletcher32=True)
+            g.attrs.update({"grid_start": np.asarray(grid.start, np.int64), "grid_stride": grid.stride,
+                            "track_scale": TRACK_SCALE})
+            num_tracks = grid.size
+        else:
+            g.create_dataset("tracks", data=tracks, fletcher32=True)
+            g.create_dataset("occluded", data=occluded, fletcher32=True)
+            if query_points is not None:
+                g.create_dataset("query_points", data=query_points, fletcher32=True)
+            num_tracks = tracks.shape[0]
+        g.attrs.update({"source": self.source, "num_frames": t, "height": h, "width": w, "num_tracks": num_tracks})
         for k, v in (attrs or {}).items():
             g.attrs[k] = _attr_value(v)
         self._names.append(name)
@@ -209,11 +248,18 @@ class ShardWriter:
             self._file = self._tmp = None
 
 
-def update_index(root: str | os.PathLike, entries: Sequence[Mapping], source: str | None = None, **attrs) -> dict:
-    """Add or replace ``entries`` (``{"file", "num_clips", "clips"}``) in ``<root>/index.json``, atomically."""
+def part_index_name(part: int, parts: int) -> str:
+    """The index file of part ``part`` of a conversion split over ``parts`` machines (merged by :func:`read_index`)."""
+    return f"index.part-{part:04d}-of-{parts:04d}.json"
+
+
+def update_index(root: str | os.PathLike, entries: Sequence[Mapping], source: str | None = None,
+                 name: str = INDEX_NAME, **attrs) -> dict:
+    """Add or replace ``entries`` (``{"file", "num_clips", "clips"}``) in ``<root>/<name>`` (``index.json``),
+    atomically."""
     root = Path(root)
-    path = root / INDEX_NAME
-    index = read_index(root) if path.exists() else {"format": INDEX_FORMAT, "version": VERSION, "shards": []}
+    path = root / name
+    index = _read_index_file(path) if path.exists() else {"format": INDEX_FORMAT, "version": VERSION, "shards": []}
     shards = {e["file"]: dict(e) for e in index["shards"]}
     for e in entries:
         shards[e["file"]] = {"file": e["file"], "num_clips": int(e["num_clips"]), "clips": list(e["clips"])}
@@ -246,9 +292,8 @@ def build_index(root: str | os.PathLike, pattern: str = "*.h5", **attrs) -> dict
 # Reading
 
 
-def read_index(root: str | os.PathLike) -> dict:
-    """The validated ``index.json`` of a shard folder."""
-    path = Path(root) / INDEX_NAME
+def _read_index_file(path: Path) -> dict:
+    """One validated index file."""
     try:
         index = json.loads(path.read_text())
     except FileNotFoundError:
@@ -264,6 +309,38 @@ def read_index(root: str | os.PathLike) -> dict:
     return index
 
 
+def _merge_part_indexes(root: Path, paths: list[Path]) -> dict:
+    """The index of a conversion run in parts (``index.part-IIII-of-NNNN.json``), once every part is complete."""
+    parts = [_read_index_file(p) for p in paths]
+    counts = {p.get("parts") for p in parts}
+    if len(counts) != 1 or not isinstance(next(iter(counts)), int):
+        raise ShardError(f"{root}: part indexes of conversions into different numbers of parts {sorted(map(str, counts))}; "
+                         f"remove the stale ones")
+    n = counts.pop()
+    ready = {p["part"] for p in parts if p.get("complete")}
+    missing = [i for i in range(n) if i not in ready]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise ShardError(f"{root}: no index.json, and part(s) {shown} of a conversion in {n} parts are missing or "
+                         f"unfinished (python -m chrono.data.kubric ... part=I parts={n} for each)")
+    shards = sorted((e for p in parts for e in p["shards"]), key=lambda e: e["file"])
+    merged = {k: v for k, v in parts[0].items() if k not in ("part", "complete")}
+    merged.update(shards=shards, num_clips=sum(e["num_clips"] for e in shards))
+    return merged
+
+
+def read_index(root: str | os.PathLike) -> dict:
+    """The validated ``index.json`` of a shard folder; without one, the merge of the per-part indexes a
+    conversion on several machines wrote (refused, naming the parts, until every part has finished)."""
+    root = Path(root)
+    path = root / INDEX_NAME
+    if not path.exists():
+        parts = sorted(root.glob("index.part-*-of-*.json"))
+        if parts:
+            return _merge_part_indexes(root, parts)
+    return _read_index_file(path)
+
+
 def list_clips(root: str | os.PathLike) -> list[tuple[Path, str]]:
     """Every (shard path, clip name) of a shard folder, in index order."""
     root = Path(root)
@@ -274,10 +351,16 @@ def list_clips(root: str | os.PathLike) -> list[tuple[Path, str]]:
     return clips
 
 
-def check_shards(root: str | os.PathLike) -> int:
+NO_GRID = ("no query grid with segment ids (shards converted or generated before issue 14, or generated without "
+           "grid_stride): dataset.track_sampling=reference needs one; convert or generate the shards again, or set "
+           "dataset.track_sampling=uniform")
+
+
+def check_shards(root: str | os.PathLike, need_grid: bool = False) -> int:
     """Open every shard the index of ``root`` lists and check each listed clip's schema (shapes and dtypes,
-    no data read), so that a missing, truncated or foreign shard fails before training starts rather than
-    hours into it; the number of clips. Raises :class:`ShardError` naming the file (and clip)."""
+    no data read; with ``need_grid`` that it holds a query grid), so that a missing, truncated or foreign shard
+    fails before training starts rather than hours into it; the number of clips. Raises :class:`ShardError`
+    naming the file (and clip)."""
     clips = list_clips(root)
     by_file: dict[Path, list[str]] = {}
     for path, name in clips:
@@ -285,7 +368,8 @@ def check_shards(root: str | os.PathLike) -> int:
     for path, names in by_file.items():
         with ShardReader(path) as reader:
             for name in names:
-                reader.info(name)
+                if not reader.info(name)["has_grid"] and need_grid:
+                    raise ShardError(f"{path} clip {name!r}: {NO_GRID}")
     return len(clips)
 
 
@@ -317,6 +401,7 @@ class ShardReader:
             raise ShardError(f"{self.path}: shard version {attrs.get('version')} is newer than this reader ({VERSION})")
         self.source = str(attrs.get("source", "unknown"))
         self.names = sorted(self._file.keys())
+        self._infos: dict[str, dict] = {}  # clips whose schema was checked, with their shape facts and attrs
 
     def __enter__(self) -> "ShardReader":
         return self
@@ -328,39 +413,61 @@ class ShardReader:
         self._file.close()
 
     def _group(self, name: str) -> h5py.Group:
+        if name in self._infos:  # checked before (HDF5 metadata reads are slow: once per clip and reader)
+            return self._file[name]
         where = f"{self.path} clip {name!r}"
         if name not in self._file:
             raise ShardError(f"{where}: no such clip in this shard")
         g = self._file[name]
         if not isinstance(g, h5py.Group):
             raise ShardError(f"{where}: expected a group")
-        missing = [k for k in REQUIRED if k not in g]
-        if missing:
+        if "video" not in g or not (all(k in g for k in FLAT) or all(k in g for k in GRID)):
+            missing = [k for k in ("video", *(GRID if "grid" in g else FLAT)) if k not in g]
             raise ShardError(f"{where}: missing dataset(s) {missing}")
-        _check_clip_arrays(where, g["video"], g["tracks"], g["occluded"], g["query_points"] if "query_points" in g else None)
+        if "grid" in g:
+            if g.attrs.get("track_scale", TRACK_SCALE) != TRACK_SCALE or "grid_start" not in g.attrs:
+                raise ShardError(f"{where}: grid attributes grid_start / track_scale={TRACK_SCALE} missing or different")
+            _check_clip_arrays(where, g["video"], None, None, grid=[g[k] for k in GRID])
+        else:
+            _check_clip_arrays(where, g["video"], g["tracks"], g["occluded"],
+                               g["query_points"] if "query_points" in g else None)
         return g
 
     def info(self, name: str) -> dict:
-        """Shape facts of a clip without reading its arrays: num_frames, height, width, num_tracks, attrs."""
-        g = self._group(name)
-        t, h, w, _ = g["video"].shape
-        return {"num_frames": t, "height": h, "width": w, "num_tracks": g["tracks"].shape[0],
-                "has_query_points": "query_points" in g, "attrs": dict(g.attrs)}
+        """Shape facts of a clip without reading its arrays: num_frames, height, width, num_tracks, whether it
+        has query points and a query grid, attrs."""
+        if name not in self._infos:
+            g = self._group(name)
+            t, h, w, _ = g["video"].shape
+            has_grid = "grid" in g
+            self._infos[name] = {
+                "num_frames": t, "height": h, "width": w,
+                "num_tracks": g["grid/segments"].size if has_grid else g["tracks"].shape[0],
+                "has_query_points": has_grid or "query_points" in g, "has_grid": has_grid, "attrs": dict(g.attrs)}
+        info = self._infos[name]
+        return {**info, "attrs": dict(info["attrs"])}
 
     def read(self, name: str, frames: slice | None = None) -> dict[str, Any]:
-        """One clip as numpy arrays: video, tracks, occluded (and query_points if stored), plus ``attrs``.
+        """One clip as numpy arrays: video, tracks, occluded (and query_points if stored), plus ``attrs``;
+        a clip stored as a query grid has ``grid`` (a :class:`~chrono.data.grid.QueryGrid`, all frames)
+        instead of tracks / occluded / query_points (``grid.flat()`` gives them).
 
-        ``frames`` (a slice) reads only those frames of every time-indexed array; stored query_points are
-        then returned unchanged (their t still refers to the full clip).
+        ``frames`` (a slice) reads only those frames of the video and of stored tracks; stored query_points
+        (and the grid) are returned unchanged (their t still refers to the full clip).
         """
-        g = self._group(name)
+        info = self.info(name)
+        g = self._file[name]
         sl = frames if frames is not None else slice(None)
         try:
-            out = {
-                "video": g["video"][sl],
-                "tracks": g["tracks"][:, sl],
-                "occluded": g["occluded"][:, sl],
-            }
+            out = {"video": g["video"][sl]}
+            if "grid" in g:
+                segments, tracks, occluded = (g[k][()] for k in GRID)
+                attrs = info["attrs"]
+                out["grid"] = QueryGrid(tuple(int(v) for v in attrs["grid_start"]), int(attrs["grid_stride"]),
+                                        segments, tracks, occluded, info["num_frames"])
+            else:
+                out["tracks"] = g["tracks"][:, sl]
+                out["occluded"] = g["occluded"][:, sl]
             if "query_points" in g:
                 out["query_points"] = g["query_points"][()]
         except (OSError, RuntimeError, KeyError) as e:
@@ -369,7 +476,7 @@ class ShardReader:
         for key in ("tracks", "query_points"):
             if key in out and not np.isfinite(out[key]).all():
                 raise ShardError(f"{self.path} clip {name!r}: {key} hold non-finite values (NaN or infinity)")
-        out["attrs"] = dict(g.attrs)
+        out["attrs"] = info["attrs"]
         return out
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:

@@ -23,6 +23,7 @@ from chrono.eval.tapvid import EVAL_RESOLUTION, Queries, decode_entry, iter_entr
 from chrono.files import file_lock, write_json_atomic, write_text_atomic
 from chrono.interfaces import VideoAware
 from chrono.metrics import METRIC_NAMES, TABLE_LABELS, benchmark_means, compute_tapvid_metrics
+from chrono.precision import autocast
 from chrono.progress import Progress
 from chrono.results import table_csv
 
@@ -45,16 +46,27 @@ class BenchmarkResult:
         return {**benchmark_means(self.rows), "num_videos": len(self.rows)}
 
 
-def predict_video(tracker: Any, video, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+def tracker_device(tracker: Any) -> torch.device:
+    """Where a tracker computes: the device of its parameters (or buffers); CPU for parameter-free trackers."""
+    for tensors in (getattr(tracker, "parameters", None), getattr(tracker, "buffers", None)):
+        if tensors is not None:
+            for t in tensors():
+                return t.device
+    return torch.device("cpu")
+
+
+def predict_video(tracker: Any, video, queries: Queries,
+                  dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The tracker's answer for ``queries`` of one :class:`~chrono.eval.tapvid.TapVidVideo`: tracks float64
     [Q, T, 2] (x, y) and occluded bool [Q, T], in the video's pixels.
 
     ``tracker`` follows :class:`chrono.interfaces.PointTracker` (``predict`` in the video's pixels); one that is
-    also :class:`chrono.interfaces.VideoAware` is told the video's name first.
+    also :class:`chrono.interfaces.VideoAware` is told the video's name first. ``dtype``: autocast it to bf16
+    (``precision``; None: fp32).
     """
     if isinstance(tracker, VideoAware):
         tracker.begin_video(video.name, int(video.video.shape[0]))
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(tracker_device(tracker), dtype):
         out = tracker.predict(
             torch.from_numpy(video.video[None]),
             torch.from_numpy(queries.query_points[None]).float(),
@@ -64,17 +76,19 @@ def predict_video(tracker: Any, video, queries: Queries) -> tuple[np.ndarray, np
     return tracks, out["occluded"].detach().cpu().numpy().astype(bool)[0]
 
 
-def evaluate_video(tracker: Any, video, query_mode: str, export_queries: Path | None = None) -> dict[str, Any]:
+def evaluate_video(tracker: Any, video, query_mode: str, export_queries: Path | None = None,
+                   dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Track the reference queries of one :class:`~chrono.eval.tapvid.TapVidVideo`; its metrics as floats.
 
     ``export_queries``: also write the queries to ``<export_queries>/<video>.npz``
-    (:func:`chrono.eval.predictions.write_queries`; videos without a query write nothing).
+    (:func:`chrono.eval.predictions.write_queries`; videos without a query write nothing). ``dtype``: autocast
+    the tracker to it (None: fp32).
     """
     queries = sample_queries(video, query_mode)
     if export_queries is not None and len(queries.query_points):
         write_queries(export_queries, video.name, queries.query_points, video.video.shape[0], query_mode,
                       video.video.shape[1:3])
-    pred_tracks, pred_occluded = predict_video(tracker, video, queries)
+    pred_tracks, pred_occluded = predict_video(tracker, video, queries, dtype)
     metrics = compute_tapvid_metrics(
         queries.query_points[None], queries.occluded[None], queries.target_points[None],
         pred_occluded[None], pred_tracks[None], query_mode,
@@ -92,8 +106,10 @@ def evaluate_benchmark(
     max_videos: int | None = None,
     progress: bool = True,
     export_queries: str | Path | None = None,
+    dtype: torch.dtype | None = None,
 ) -> BenchmarkResult:
-    """Evaluate ``tracker`` (a :class:`chrono.interfaces.PointTracker`) on one benchmark.
+    """Evaluate ``tracker`` (a :class:`chrono.interfaces.PointTracker`) on one benchmark, under autocast to
+    ``dtype`` (:func:`chrono.precision.autocast_dtype` of the ``precision`` setting; None: fp32).
 
     Under torchrun every rank takes every world_size-th video and the per-video rows are gathered, so every
     rank returns the same complete result and each video counts exactly once. A video with no query (nothing
@@ -113,7 +129,8 @@ def evaluate_benchmark(
         start = time.perf_counter()
         video = decode_entry(entry, resolution)
         row = {"index": video.index, "name": video.name, "num_frames": int(video.video.shape[0])}
-        metrics = evaluate_video(tracker, video, query_mode, Path(export_queries) if export_queries else None)
+        metrics = evaluate_video(tracker, video, query_mode, Path(export_queries) if export_queries else None,
+                                 dtype)
         done += 1
         if metrics["num_queries"] == 0:
             meter.say(f"video {video.index} {video.name}: no visible point to query, skipped")

@@ -15,10 +15,9 @@ it calls), with the same conventions and the same decisions:
   lies outside the window (strictly), or, for objects, when its surface normal (taken at the query frame,
   rotated with the object) faces away from the camera; the normal test is skipped for points whose normal
   is rough (more than 2 of the 4 diagonal neighbours differ by > 0.05) or faces away on the query frame.
-- Queries are sampled on a grid of stride ``sampling_stride`` with a random offset in t, y and x, per
-  segment id below ``max_seg_id``, the number per segment following kubric's ``get_num_to_sample``
-  (balanced across segments, at most ``max_sampled_frac`` of a segment's grid points), uniformly with
-  replacement within a segment, exactly like kubric's ``tf.multinomial`` draw.
+- Queries lie on a grid of stride ``sampling_stride`` (4) in t, y and x with a random offset; :func:`track_grid`
+  tracks every point of it (the conversion stores them all), and the training loader draws from them per
+  read by kubric's rule (``get_num_to_sample`` per segment after the crop: :mod:`chrono.data.sampling`).
 
 Tracks are (x, y) in pixels of the full frame, raster convention (pixel i covers [i, i + 1)). Computation is
 in float64 (kubric: float32); this changes positions by ~1e-5 px.
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from chrono.data.grid import QueryGrid, encode_grid, grid_pixels, grid_shape
 
 _BOX_CORNERS = np.array(list(itertools.product([-0.5, 0.5], repeat=3)), np.float64)  # kubric's corner order
 
@@ -357,71 +358,13 @@ def track_pixels(scene: KubricScene, pix_tyx: np.ndarray,
     return tracks, occluded
 
 
-def num_to_sample(counts: np.ndarray, max_seg_id: int, max_sampled_frac: float, tracks_to_sample: int) -> np.ndarray:
-    """Kubric's ``get_num_to_sample``: how many queries to draw from each segment id.
-
-    counts [S] int: grid points per segment id (0 .. S - 1). Going from the smallest segment to the largest,
-    each takes an equal share of what is still needed, at most ``max_sampled_frac`` of its count (float32
-    arithmetic, round half to even, like TensorFlow). Returns [max_seg_id] int64 (segments beyond are dropped;
-    kubric fails on them).
-    """
-    counts = np.asarray(counts, np.int64)
-    order = np.argsort(counts, kind="stable")
-    remaining = tracks_to_sample
-    taken = np.zeros(len(counts), np.int64)
-    frac = np.float32(max_sampled_frac)
-    for index, seg in enumerate(order):
-        share = np.float32(1.0 / (len(counts) - index))
-        want = int(np.rint(np.float32(remaining) * share))
-        cap = int(np.rint(np.float32(counts[seg]) * frac))
-        taken[seg] = min(want, cap)
-        remaining -= taken[seg]
-    out = np.zeros(max_seg_id, np.int64)
-    out[:min(max_seg_id, len(counts))] = taken[:max_seg_id]
-    return out
-
-
-@dataclass
-class SampledTracks:
-    """Tracks of sampled queries. query_points [N, 3] float32 (t, y, x) at pixel centres; tracks [N, T, 2]
-    float32 (x, y); occluded [N, T] bool; segment_ids [N] int (0 = background). Pixels of the full frame."""
-
-    query_points: np.ndarray
-    tracks: np.ndarray
-    occluded: np.ndarray
-    segment_ids: np.ndarray
-
-
-def sample_tracks(scene: KubricScene, rng: np.random.Generator, tracks_to_sample: int = 2048,
-                  sampling_stride: int = 4, max_seg_id: int = 40, max_sampled_frac: float = 0.1) -> SampledTracks:
-    """Kubric's ``track_points`` (without ``snap_to_occluder``): sample queries and track them.
-
-    Queries lie on a grid of stride ``sampling_stride`` in t, y and x with a random offset; the number per
-    segment id follows :func:`num_to_sample`, drawn uniformly with replacement. When the caps leave fewer
-    than ``tracks_to_sample`` queries, fewer are returned (kubric pads by repeating a row). Queries are
-    ordered by segment id (background queries by frame), as in kubric. Queries and tracks cover the full frame.
-    """
-    num_frames, (h, w) = scene.num_frames, scene.size
-    start = rng.integers(0, sampling_stride, 3)
-    grid = np.stack(np.meshgrid(np.arange(start[0], num_frames, sampling_stride),
-                                np.arange(start[1], h, sampling_stride),
-                                np.arange(start[2], w, sampling_stride), indexing="ij"), -1).reshape(-1, 3)
-    grid_seg = scene.segmentations[grid[:, 0], grid[:, 1], grid[:, 2]].astype(np.int64)
-    quota = num_to_sample(np.bincount(grid_seg), max_seg_id, max_sampled_frac, tracks_to_sample)
-    chosen = []
-    for seg_id in range(max_seg_id):
-        candidates = grid[grid_seg == seg_id]
-        if quota[seg_id] == 0 or len(candidates) == 0:
-            continue
-        picked = candidates[rng.integers(0, len(candidates), quota[seg_id])]
-        if seg_id == 0:
-            picked = picked[np.argsort(picked[:, 0], kind="stable")]
-        chosen.append(picked)
-    pix = np.concatenate(chosen) if chosen else np.zeros((0, 3), np.int64)
-    tracks, occluded = track_pixels(scene, pix)
-    return SampledTracks(
-        query_points=(pix + np.array([0.0, 0.5, 0.5])).astype(np.float32),
-        tracks=tracks.astype(np.float32),
-        occluded=occluded,
-        segment_ids=scene.segmentations[pix[:, 0], pix[:, 1], pix[:, 2]].astype(np.int64),
-    )
+def track_grid(scene: KubricScene, start: Sequence[int], stride: int) -> QueryGrid:
+    """Kubric's tracks of every point of the stride-``stride`` query grid with residue ``start`` (rt, ry, rx)
+    over the full frame (window = the frame), with each point's segment id, stored as a
+    :class:`~chrono.data.grid.QueryGrid` (what the loader's per-read reference sampling draws from)."""
+    shape = grid_shape(scene.num_frames, *scene.size, start, stride)
+    pix = grid_pixels(start, stride, shape)
+    tracks, occluded = track_pixels(scene, pix.reshape(-1, 3))
+    segments = scene.segmentations[pix[..., 0], pix[..., 1], pix[..., 2]]
+    return encode_grid(start, stride, segments, tracks.reshape(shape + tracks.shape[1:]),
+                       occluded.reshape(shape + occluded.shape[1:]))

@@ -33,10 +33,11 @@ def _cpu_seconds() -> float:
 
 def time_generation(root: Path, num_clips: int, workers: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds of all processes) to generate and write ``num_clips`` default
-    training clips with ``workers`` processes."""
+    training clips (conf/dataset/synthetic.yaml's generation options) with ``workers`` processes."""
     per_shard = min(50, max(1, -(-num_clips // (4 * workers))))  # enough shards to keep every process busy
+    options = dict(compose("train", ["dataset=synthetic"]).dataset.generate.options or {})
     cpu, start = _cpu_seconds(), time.perf_counter()
-    write_train_shards(root, num_clips=num_clips, seed=0, workers=workers, clips_per_shard=per_shard)
+    write_train_shards(root, num_clips=num_clips, seed=0, workers=workers, clips_per_shard=per_shard, **options)
     return time.perf_counter() - start, _cpu_seconds() - cpu
 
 

@@ -11,22 +11,12 @@ import torch
 
 from chrono import dist
 from chrono.errors import ConfigError
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from chrono.precision import EVAL_PRECISIONS, TRAIN_PRECISIONS, autocast_dtype
 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> this rank's CUDA device when there is one, else ``cpu``."""
     return torch.device(dist.resolve_device(device))
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA only: on CPU bf16 is ~8x slower than fp32, so ``auto`` means fp32 there."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def seed_everything(seed: int) -> None:
@@ -54,6 +44,20 @@ def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[s
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+NONFINITE = ("skip", "zero_nan")  # optim.nonfinite: what a step with a non-finite gradient does
+
+
+def zero_nan_gradients(params) -> int:
+    """``optim.nonfinite: zero_nan`` (the reference): zero the gradient of every parameter whose gradient holds a
+    NaN; Inf is not checked. Returns how many parameters were zeroed."""
+    zeroed = 0
+    for p in params:
+        if p.grad is not None and torch.isnan(p.grad).any():
+            p.grad.zero_()
+            zeroed += 1
+    return zeroed
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -67,7 +71,9 @@ COUNTS = (("steps", 1, False), ("grad_accum", 1, False), ("log_every", 1, False)
 
 def check_settings(cfg) -> None:
     """Refuse a training config whose counts or choices are out of range, naming the setting (ConfigError),
-    before anything is built or read: ``steps=abc``, ``steps=2.7``, ``checkpoint_every=0``, ``precision=fp64``."""
+    before anything is built or read: ``steps=abc``, ``steps=2.7``, ``checkpoint_every=0``, ``precision=fp64``,
+    ``val.precision=fp16``, ``optim.nonfinite=ignore``, ``dataset.track_sampling=x`` (the dataset node is
+    checked whole by :class:`chrono.data.loader.LoaderOptions`)."""
     from omegaconf import OmegaConf
 
     for key, lowest, nullable in COUNTS:
@@ -77,12 +83,17 @@ def check_settings(cfg) -> None:
         if not _is_int(value) or value < lowest:
             allowed = f"an integer >= {lowest}" + (" or null" if nullable else "")
             raise ConfigError(f"{key}={value}: expected {allowed}")
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"precision={cfg.precision}: expected one of {', '.join(PRECISIONS)}")
+    autocast_dtype(cfg.precision, "cpu", TRAIN_PRECISIONS)
+    autocast_dtype(cfg.val.precision, "cpu", EVAL_PRECISIONS, "val.precision")
+    if cfg.optim.nonfinite not in NONFINITE:
+        raise ConfigError(f"optim.nonfinite={cfg.optim.nonfinite}: expected {' or '.join(NONFINITE)}")
     for key in ("optim.lr", "optim.weight_decay", "optim.grad_clip"):
         value = OmegaConf.select(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"{key}={value}: expected a number >= 0")
+    from chrono.data.loader import LoaderOptions
+
+    LoaderOptions.from_config(cfg.dataset)
     if cfg.val.monitor not in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
         raise ConfigError(f"val.monitor={cfg.val.monitor}: expected average_jaccard, average_pts_within_thresh "
                           f"or occlusion_accuracy")

@@ -26,7 +26,8 @@ class TrainState:
     """Where a run is: stored in every training checkpoint under ``progress``."""
 
     step: int = 0  # optimizer steps taken (skipped ones included)
-    skipped: int = 0  # steps whose gradients were not finite
+    skipped: int = 0  # steps skipped because their gradients were not finite (optim.nonfinite: skip)
+    zeroed: int = 0  # steps in which NaN gradients were zeroed before the update (optim.nonfinite: zero_nan)
     best: float | None = None  # best validation value so far (higher is better)
 
 
@@ -65,14 +66,18 @@ def save_training_checkpoint(path: Path, model, optimizer, scheduler, scaler, pr
 
 # Settings that shape the optimisation schedule and the data stream: a resumed run must have the same.
 SCHEDULE_KEYS = ("steps", "grad_accum", "seed", "optim", "loss", "dataset.batch_size", "dataset.num_frames",
-                 "dataset.num_tracks", "dataset.size")
+                 "dataset.num_tracks", "dataset.size", "dataset.track_sampling", "dataset.color_scope")
+
+
+# What checkpoints written before a setting existed did (issue #14), so that they compare correctly.
+BEFORE_SETTING = {"optim.nonfinite": "skip", "dataset.track_sampling": "uniform", "dataset.color_scope": "clip"}
 
 
 def schedule_differences(stored: dict, current: dict) -> list[str]:
     """``key: old -> new`` for every schedule-defining setting (:data:`SCHEDULE_KEYS`) that differs."""
     from chrono.mlflow_runs import flatten_config
 
-    old, new = flatten_config(stored), flatten_config(current)
+    old, new = {**BEFORE_SETTING, **flatten_config(stored)}, flatten_config(current)
     keys = [k for k in sorted(set(old) | set(new)) if any(k == s or k.startswith(s + ".") for s in SCHEDULE_KEYS)]
     return [f"{k}: {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in keys if old.get(k) != new.get(k)]
 

@@ -25,17 +25,20 @@ def validation_benchmark(cfg: DictConfig) -> DictConfig:
     return cfg.val.benchmark
 
 
-def evaluate_on(tracker, bench: DictConfig, path: Path, query_mode: str, max_videos: int | None) -> BenchmarkResult:
-    """``tracker`` on the benchmark config ``bench`` (stored at ``path``) in ``query_mode``, quietly."""
+def evaluate_on(tracker, bench: DictConfig, path: Path, query_mode: str, max_videos: int | None,
+                dtype=None) -> BenchmarkResult:
+    """``tracker`` on the benchmark config ``bench`` (stored at ``path``) in ``query_mode``, quietly, under
+    autocast to ``dtype`` (None: fp32; ``val.precision``)."""
     return evaluate_benchmark(tracker, bench.name, bench.format, path, query_mode,
-                              resolution=tuple(bench.resolution), max_videos=max_videos, progress=False)
+                              resolution=tuple(bench.resolution), max_videos=max_videos, progress=False, dtype=dtype)
 
 
-def validate(model, bench: DictConfig, path: Path, max_videos: int | None) -> dict[str, float]:
-    """Benchmark means of the current model on the validation benchmark (all ranks share the videos)."""
+def validate(model, bench: DictConfig, path: Path, max_videos: int | None, dtype=None) -> dict[str, float]:
+    """Benchmark means of the current model on the validation benchmark (all ranks share the videos), under
+    autocast to ``dtype`` (None: fp32)."""
     was_training = model.training
     model.eval()
-    result = evaluate_on(model, bench, path, bench.query_mode, max_videos)
+    result = evaluate_on(model, bench, path, bench.query_mode, max_videos, dtype)
     model.train(was_training)
     return result.means
 
@@ -46,10 +49,10 @@ def validation_line(step: int, bench: DictConfig, means: dict[str, float], impro
 
 
 def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run, run_dir: Path,
-                     initial_model=None, say=print) -> dict[str, float]:
+                     initial_model=None, say=print, dtype=None) -> dict[str, float]:
     """The trained tracker beside ``initial_model`` (the same model untrained, when given) and the
     zero-motion floor on the validation benchmark, both query modes (its first ``final_eval_videos``
-    videos; all when null).
+    videos; all when null), under autocast to ``dtype`` (``val.precision``; None: fp32).
 
     Prints the table (percent), writes ``final_eval.md`` / ``.csv`` in the run folder and logs it to MLflow;
     returns its figures as ``final/<benchmark>/<query mode>/<tracker>/<AJ|delta_avg|OA>`` (percent), the
@@ -63,7 +66,7 @@ def final_evaluation(model, cfg: DictConfig, bench: DictConfig, path: Path, run,
     rows = []
     for query_mode in ("strided", "first"):
         for label, tracker in trackers:
-            rows.append(summary_row(evaluate_on(tracker, bench, path, query_mode, cfg.final_eval_videos), label))
+            rows.append(summary_row(evaluate_on(tracker, bench, path, query_mode, cfg.final_eval_videos, dtype), label))
     if dist.is_main_process():
         markdown = table_markdown(rows)
         say(f"final evaluation on {bench.name} ({path}):\n{markdown}")

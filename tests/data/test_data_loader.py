@@ -37,7 +37,7 @@ def _yaml_dataset() -> dict:
 
 def _cfg(root, **kw):
     cfg = dict(_yaml_dataset(), root=str(root), num_frames=6, size=32, num_tracks=24, batch_size=2, num_workers=0,
-               epochs=1)
+               epochs=1, track_sampling="uniform")  # these shards hold candidate tracks, no query grid
     cfg.update(kw)
     return cfg
 
@@ -113,7 +113,7 @@ def test_stored_queries_are_used_when_visible():
 class _Indices(L.ClipStream):
     """Yields which clip each example came from, to check the split in real worker processes."""
 
-    def load(self, clip_index, rng):
+    def load(self, clip_index, rng, colour_rng=None):
         return {"clip": torch.tensor(clip_index), "draw": torch.tensor(rng.random())}
 
 
@@ -181,3 +181,59 @@ def test_start_batch_resumes_the_exact_stream(workers, start):
     full = run(0)
     assert len(full) == 2 * _Indices(clips, opts, rank=1, world_size=2).batches_per_epoch()
     assert run(start) == full[start:]
+
+
+@pytest.fixture(scope="module")
+def grid_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid_shards") / "train"
+    return write_train_shards(root, num_clips=8, seed=5, clips_per_shard=4, workers=1, height=32, width=32,
+                              num_frames=8, num_objects=3, grid_stride=2, progress=False)
+
+
+def test_reference_batches_carry_segment_ids_and_crop_boxes(grid_root, shard_root):
+    cfg = _cfg(grid_root, track_sampling="reference", with_meta=True, size=24, num_frames=6)
+    batches = list(L.build_train_loader(cfg, check=True))
+    assert len(batches) == 4
+    for b in batches:
+        assert b["segment_ids"].shape == (2, 24) and b["segment_ids"].dtype == torch.int64
+        assert b["crop_box"].shape == (2, 4) and b["crop_box"].dtype == torch.int64
+        y0, x0, y1, x1 = b["crop_box"].T
+        assert ((0 <= y0) & (y0 < y1) & (y1 <= 32) & (0 <= x0) & (x0 < x1) & (x1 <= 32)).all()
+        assert (b["segment_ids"] >= 0).all() and (b["segment_ids"][:, :-1] <= b["segment_ids"][:, 1:]).any()
+        t = b["query_points"][..., 0].long()  # queries on the grid frames of the window, visible there
+        assert not torch.gather(b["occluded"], 2, t[..., None]).any()
+    # the uniform rule on shards without segment ids: -1
+    flat = next(iter(L.build_train_loader(_cfg(shard_root, with_meta=True))))
+    assert (flat["segment_ids"] == -1).all() and flat["crop_box"].shape == (2, 4)
+    with pytest.raises(ShardError, match="no query grid with segment ids"):
+        L.build_train_loader(_cfg(shard_root, track_sampling="reference"), check=True)
+
+
+@pytest.mark.parametrize("scope", ["step", "clip"])
+def test_colour_scope_step_is_one_draw_per_global_step_on_every_rank(grid_root, scope):
+    """Two ranks, two workers each, batch 2, two batches per step (grad_accum): with color_scope=step every clip of
+    a step, on both ranks, is grayscale or none is; with clip, clips of one step differ."""
+    cfg = _cfg(grid_root, track_sampling="reference", color_jitter_prob=0.0, grayscale_prob=0.5, color_scope=scope,
+               num_workers=2, epochs=4, num_frames=4, size=16, num_tracks=8)
+    gray: dict[int, list[bool]] = {}
+    for rank in range(2):
+        loader = L.build_train_loader(cfg, rank=rank, world_size=2, seed=3, batches_per_step=2)
+        for k, b in enumerate(loader):
+            v = b["video"]
+            gray.setdefault(k // 2, []).extend(((v[..., 0] == v[..., 1]) & (v[..., 1] == v[..., 2])).flatten(1).all(1).tolist())
+    assert len(gray) == 4 and all(len(g) == 8 for g in gray.values())  # 4 steps of 2 ranks x 2 batches x 2 clips
+    mixed = [len(set(g)) > 1 for g in gray.values()]
+    if scope == "step":
+        assert not any(mixed) and {g[0] for g in gray.values()} == {True, False}
+    else:
+        assert any(mixed)
+
+
+def test_new_dataset_options_are_checked():
+    for key, value, message in (("track_sampling", "kubric", "dataset.track_sampling=kubric: expected reference or uniform"),
+                                ("color_scope", "rank", "dataset.color_scope=rank: expected step or clip"),
+                                ("with_meta", "yes", "dataset.with_meta=yes: expected true or false"),
+                                ("max_seg_id", 0, r"dataset.max_seg_id=0: expected an integer in \[1, 256\]"),
+                                ("max_sampled_frac", 1.5, r"dataset.max_sampled_frac=1.5: expected a number in \(0, 1\]")):
+        with pytest.raises(ConfigError, match=message):
+            _options(**{key: value})

@@ -181,3 +181,33 @@ def test_concurrent_callers_generate_once(tmp_path, monkeypatch):
     assert results == [tmp_path / "t"] * 3
     assert calls == [0]  # one shard written, once
     assert shards.read_index(tmp_path / "t")["num_clips"] == 2
+
+
+def test_grid_clips_round_trip_and_schema_errors(tmp_path):
+    from chrono.data.grid import encode_grid
+
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (5, 12, 16, 3), dtype=np.uint8)
+    grid = encode_grid((0, 2, 3), 4, rng.integers(0, 4, (2, 3, 4)), rng.uniform(0, 12, (2, 3, 4, 5, 2)),
+                       rng.random((2, 3, 4, 5)) < 0.3)
+    with ShardWriter(tmp_path, prefix="train") as w:
+        w.add_clip("g", video, grid=grid, attrs={"seed": 1})
+        w.add_clip("f", video, **{k: v for k, v in _clip(1).items() if k != "video"})
+        with pytest.raises(ValueError, match="give tracks and occluded, or a grid"):
+            w.add_clip("both", video, _clip(1)["tracks"], _clip(1)["occluded"], grid=grid)
+        bad = encode_grid((0, 0, 0), 4, np.zeros((1, 3, 4)), np.zeros((1, 3, 4, 4, 2)), np.zeros((1, 3, 4, 4), bool))
+        with pytest.raises(ShardError, match=r"clip 'bad': grid/tracks must be int16 \[1, 3, 4, 5, 2\]"):
+            w.add_clip("bad", video, grid=bad)
+    with ShardReader(tmp_path / "train-00000.h5") as r:
+        got = r.read("g", frames=slice(1, 3))
+        assert set(got) == {"video", "grid", "attrs"} and got["video"].shape[0] == 2
+        g = got["grid"]
+        assert (g.start, g.stride, g.num_frames) == ((0, 2, 3), 4, 5)
+        for k in ("segments", "tracks", "occluded"):
+            np.testing.assert_array_equal(getattr(g, k), getattr(grid, k))
+        info = r.info("g")
+        assert info["has_grid"] and info["has_query_points"] and info["num_tracks"] == 24
+        assert not r.info("f")["has_grid"] and "tracks" in r.read("f")
+    assert shards.check_shards(tmp_path) == 2
+    with pytest.raises(ShardError, match="train-00000.h5 clip 'f': no query grid with segment ids"):
+        shards.check_shards(tmp_path, need_grid=True)

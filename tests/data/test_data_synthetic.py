@@ -130,3 +130,35 @@ def test_ensure_benchmark_uses_the_data_dir_and_reuses_the_file(tmp_path, monkey
     stamp = path.stat().st_mtime_ns
     assert store.ensure_benchmark() == path and path.stat().st_mtime_ns == stamp
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_query_grid_clips_hold_every_grid_point_with_its_surface():
+    """grid_stride: every point of a stride-s grid, its exact track through its pixel centre, visible there, and
+    the id of the surface drawn at that pixel centre (the renderer's own segmentation)."""
+    c = generate_clip(2, height=48, width=64, num_frames=8, grid_stride=2, return_segmentation=True)
+    assert set(c) == {"video", "grid", "segmentation"}
+    g = c["grid"]
+    assert g.stride == 2 and all(0 <= r < 2 for r in g.start) and g.shape == (4, 24, 32)
+    flat = g.flat()
+    t, y, x = (flat["query_points"] - [0, 0.5, 0.5]).astype(int).T
+    np.testing.assert_array_equal(flat["segment_ids"], c["segmentation"][t, y, x])
+    assert len(np.unique(flat["segment_ids"])) > 2
+    n = np.arange(g.size)
+    assert not flat["occluded"][n, t].any()
+    np.testing.assert_array_equal(flat["tracks"][n, t], flat["query_points"][:, [2, 1]])
+    # the same points as candidate tracks of a clip without the grid would get (same generator, same seed)
+    flat_clip = generate_clip(2, height=48, width=64, num_frames=8)
+    np.testing.assert_array_equal(flat_clip["video"], c["video"])
+
+
+def test_make_data_makes_the_set_the_dataset_config_describes(monkeypatch, tmp_path):
+    """``python -m chrono.data.synthetic`` (make data) generates exactly conf/dataset/synthetic.yaml's set."""
+    import chrono.data.synthetic.__main__ as command
+
+    calls = {}
+    monkeypatch.setattr(command, "ensure_generated", lambda generate, **kw: calls.setdefault("train", generate) and tmp_path)
+    monkeypatch.setattr(command, "ensure_benchmark", lambda *a, **kw: tmp_path / "bench.pkl")
+    command.main(["what=all", "progress=false"])
+    assert calls["train"] == {"dir": "train_grid", "num_clips": 1000, "seed": 0, "options": {"grid_stride": 4}}
+    json_ready = __import__("json").dumps(calls["train"])  # plain values, as write_train_shards records them
+    assert "grid_stride" in json_ready

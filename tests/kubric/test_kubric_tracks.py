@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from chrono.kubric.fake_build import synthetic_scene
-from chrono.kubric.tracks import (KubricScene, SceneError, camera_matrices, depth_metres, num_to_sample,
-                                       project_points, quaternion_to_matrix, sample_tracks, track_pixels, unproject)
+from chrono.data.grid import TRACK_SCALE, grid_pixels
+from chrono.kubric.tracks import (KubricScene, SceneError, camera_matrices, depth_metres, project_points,
+                                  quaternion_to_matrix, track_grid, track_pixels, unproject)
 
 
 @pytest.mark.parametrize("name", ["scene50", "scene51"])
@@ -44,39 +45,29 @@ def test_unproject_then_project_returns_the_pixel_centre(train_examples):
     assert (uvs[:, 2] > 0).all()  # in front of the camera
 
 
-def test_num_to_sample_follows_kubric():
-    # Smallest segment first: 2 (none to take), 1 (cap 1), 0 (round(49 / 2) = 24 -> cap 10), 3 (the rest).
-    np.testing.assert_array_equal(num_to_sample(np.array([100, 10, 0, 1000]), 6, 0.1, 50), [10, 1, 0, 39, 0, 0])
-    # Half-way cases round to even, like tf.round: 5 / 2 = 2.5 -> 2, then 3.
-    np.testing.assert_array_equal(num_to_sample(np.array([1000, 1000]), 2, 0.1, 5), [2, 3])
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     example, truth = synthetic_scene(64, 64, 24, seed=1, leave_frame=True)
     return example, truth, KubricScene.from_example(example)
 
 
-def test_sampled_queries_lie_on_a_strided_grid(synthetic):
+def test_track_grid_stores_every_grid_point(synthetic):
+    """The conversion's grid: every stride-4 point with its segment id, kubric's track at 1/64 px, its flags."""
     _, _, scene = synthetic
-    sampled = sample_tracks(scene, np.random.default_rng(3), tracks_to_sample=300)
-    t, y, x = (sampled.query_points - [0, 0.5, 0.5]).T
-    assert np.all(np.mod([t, y, x], 1) == 0)
-    for axis in (t, y, x):
-        assert len(np.unique(np.mod(axis, 4))) == 1  # one random offset per axis
-    seg = scene.segmentations[t.astype(int), y.astype(int), x.astype(int)]
-    # Kubric's order: by segment id, and the background queries (only those) by frame.
-    assert np.all(np.diff(sampled.segment_ids) >= 0) and len(np.unique(sampled.segment_ids)) > 2
-    assert np.all(np.diff(t[sampled.segment_ids == 0]) >= 0) and len(np.unique(t[sampled.segment_ids == 0])) > 1
-    grid_start = np.mod([t[0], y[0], x[0]], 4).astype(int)
-    grid = scene.segmentations[grid_start[0]::4, grid_start[1]::4, grid_start[2]::4]
-    quota = num_to_sample(np.bincount(grid.reshape(-1)), 40, 0.1, 300)
-    np.testing.assert_array_equal(np.bincount(seg, minlength=40), quota)
-    n = np.arange(len(t))
-    np.testing.assert_allclose(sampled.tracks[n, t.astype(int)], sampled.query_points[:, [2, 1]], atol=1e-3)
-    assert not sampled.occluded[n, t.astype(int)].any()
-    again = sample_tracks(scene, np.random.default_rng(3), tracks_to_sample=300)
-    np.testing.assert_array_equal(again.tracks, sampled.tracks)
+    grid = track_grid(scene, (1, 2, 3), 4)
+    assert grid.shape == (6, 16, 16) and grid.start == (1, 2, 3) and grid.num_frames == 24
+    pix = grid_pixels((1, 2, 3), 4, grid.shape)
+    assert pix[0, 0, 0].tolist() == [1, 2, 3] and pix[-1, -1, -1].tolist() == [21, 62, 63]
+    np.testing.assert_array_equal(grid.segments, scene.segmentations[pix[..., 0], pix[..., 1], pix[..., 2]])
+    assert len(np.unique(grid.segments)) > 2
+    tracks, occluded = track_pixels(scene, pix.reshape(-1, 3))
+    flat = grid.flat()
+    np.testing.assert_array_equal(flat["occluded"], occluded)
+    visible = ~occluded
+    assert np.abs(flat["tracks"] - tracks)[visible].max() <= 0.5 / TRACK_SCALE + 1e-3  # + the query-frame pin
+    n, t = np.arange(grid.size), pix.reshape(-1, 3)[:, 0]
+    np.testing.assert_array_equal(flat["tracks"][n, t], flat["query_points"][:, [2, 1]])  # exactly the query
+    np.testing.assert_array_equal(flat["query_points"], pix.reshape(-1, 3) + np.float32([0, 0.5, 0.5]))
 
 
 def test_object_leaving_the_frame(synthetic):

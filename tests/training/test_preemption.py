@@ -152,7 +152,7 @@ def test_a_missing_shard_fails_before_step_one(tmp_path, command, isolated):
     from chrono.data.synthetic.store import write_train_shards
 
     root = write_train_shards(tmp_path / "shards", num_clips=4, seed=0, clips_per_shard=2, workers=1,
-                              height=32, width=32, num_frames=6, num_tracks=16, num_objects=1, progress=False)
+                              height=32, width=32, num_frames=6, num_objects=1, grid_stride=2, progress=False)
     (root / "train-00001.h5").unlink()
     proc = command(["-m", "chrono.train", *QUICK, "steps=3", f"dataset.root={root}", "mlflow.enabled=false",
                     f"hydra.run.dir={tmp_path / 'run'}"])
@@ -168,10 +168,10 @@ def test_damaged_shard_bytes_stop_training_with_one_line(tmp_path, command):
     from chrono.data.synthetic.store import write_train_shards
 
     root = write_train_shards(tmp_path / "shards", num_clips=2, seed=0, clips_per_shard=2, workers=1,
-                              height=32, width=32, num_frames=6, num_tracks=16, num_objects=1, progress=False)
+                              height=32, width=32, num_frames=6, num_objects=1, grid_stride=2, progress=False)
     shard = root / "train-00000.h5"
     with h5py.File(shard) as f:
-        offsets = [f[name]["tracks"].id.get_chunk_info(0).byte_offset for name in f]
+        offsets = [f[name]["grid/tracks"].id.get_chunk_info(0).byte_offset for name in f]
     data = bytearray(shard.read_bytes())
     for offset in offsets:
         data[offset + 5] ^= 0xFF

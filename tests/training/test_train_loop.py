@@ -108,3 +108,97 @@ def test_initial_model_is_the_model_training_starts_from(tmp_path, trainer, fast
         assert torch.equal(start[key], rebuilt[key]), key
     other_seed = initial_model(composer([*fast, "seed=1"]), torch.device("cpu")).state_dict()
     assert any(not torch.equal(start[k], other_seed[k]) for k in start)
+
+
+def _poison_occlusion_gradient(monkeypatch):
+    """Every step, the gradient of occ_linear.weight becomes NaN (the other parameters' stay finite)."""
+    import chrono.train
+
+    build = chrono.train.build_model
+
+    def poisoned(cfg):
+        model = build(cfg)
+        model.occ_linear.weight.register_hook(lambda grad: grad * float("nan"))
+        return model
+
+    monkeypatch.setattr(chrono.train, "build_model", poisoned)
+
+
+@pytest.mark.parametrize("mode", ["skip", "zero_nan"])
+def test_nonfinite_gradients(mode, tmp_path, trainer, fast, composer, monkeypatch):
+    """skip (the default): the update is skipped and counted; zero_nan (the reference): the parameter holding a NaN
+    gradient gets a zero gradient and the step happens for the others."""
+    from chrono.train import initial_model
+
+    start = initial_model(composer(fast), torch.device("cpu")).state_dict()
+    _poison_occlusion_gradient(monkeypatch)
+    result = trainer([*fast, "steps=1", f"optim.nonfinite={mode}"], tmp_path / "run")
+    after = weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert torch.equal(after["occ_linear.weight"], start["occ_linear.weight"])
+    moved = [k for k in after if not torch.equal(after[k], start[k])]
+    if mode == "skip":
+        assert (result["skipped_steps"], result["nan_zeroed_steps"]) == (1, 0) and moved == []
+    else:
+        assert (result["skipped_steps"], result["nan_zeroed_steps"]) == (0, 1)
+        assert "occ_linear.bias" in moved and any(k.startswith("adapter.") for k in moved)
+
+
+def test_zero_nan_gradients_leaves_inf_alone():
+    from chrono.training.runtime import zero_nan_gradients
+
+    params = [torch.nn.Parameter(torch.ones(3)) for _ in range(3)]
+    for p, g in zip(params, ([1.0, float("nan"), 2.0], [float("inf"), 1.0, 1.0], [1.0, 2.0, 3.0])):
+        p.grad = torch.tensor(g)
+    assert zero_nan_gradients(params) == 1
+    assert params[0].grad.tolist() == [0, 0, 0] and params[1].grad[0] == float("inf")
+
+
+@pytest.mark.parametrize("precision,dtype", [("auto", None), ("bf16", torch.bfloat16), ("fp32", None)])
+def test_validation_runs_at_val_precision(precision, dtype, tmp_path, trainer, fast, monkeypatch, fixtures_dir):
+    import chrono.training.validation as validation
+    from chrono.eval.baselines import ZeroMotionTracker
+
+    seen, evaluate = [], validation.evaluate_benchmark
+
+    def spy(tracker, *args, dtype=None, **kwargs):
+        seen.append(dtype)
+        return evaluate(ZeroMotionTracker(), *args, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(validation, "evaluate_benchmark", spy)
+    davis = fixtures_dir / "tapvid_tiny" / "tapvid_davis.pkl"
+    trainer([*fast, "steps=1", "val.every=1", f"paths.davis={davis}",
+             f"val.precision={precision}"], tmp_path / "run")
+    assert seen == [dtype]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("val.precision=fp16", "val.precision=fp16: expected one of auto, fp32, bf16"),
+    ("optim.nonfinite=ignore", "optim.nonfinite=ignore: expected skip or zero_nan"),
+    ("dataset.track_sampling=kubric", "dataset.track_sampling=kubric: expected reference or uniform"),
+    ("dataset.color_scope=rank", "dataset.color_scope=rank: expected step or clip"),
+])
+def test_new_settings_are_checked_before_anything_runs(override, message):
+    from chrono.cli import compose
+    from chrono.errors import ConfigError
+    from chrono.training.runtime import check_settings
+
+    with pytest.raises(ConfigError, match=message):
+        check_settings(compose("train", ["experiment=smoke", override]))
+
+
+def test_checkpoints_from_before_the_new_settings_compare_with_what_they_did():
+    """A checkpoint written before optim.nonfinite / track_sampling / color_scope existed skipped NaN steps, drew
+    tracks uniformly and coloured per clip: resuming it asks for exactly those."""
+    from omegaconf import OmegaConf
+
+    from chrono.cli import compose
+    from chrono.training.state import schedule_differences
+
+    now = OmegaConf.to_container(compose("train", ["experiment=smoke"]), resolve=True)
+    old = {**now, "optim": {k: v for k, v in now["optim"].items() if k != "nonfinite"},
+           "dataset": {k: v for k, v in now["dataset"].items() if k not in ("track_sampling", "color_scope")}}
+    assert schedule_differences(old, now) == ["dataset.color_scope: clip -> step",
+                                              "dataset.track_sampling: uniform -> reference"]
+    same = {**now, "dataset": {**now["dataset"], "track_sampling": "uniform", "color_scope": "clip"}}
+    assert schedule_differences(old, same) == []

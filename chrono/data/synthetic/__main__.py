@@ -15,14 +15,15 @@ import shutil
 import time
 from pathlib import Path
 
-from chrono.cli import hydra_command
+from chrono.cli import compose, hydra_command
 from chrono.config import register
-from chrono.data.synthetic.store import default_benchmark_path, default_train_root, ensure_benchmark, write_train_shards
+from chrono.data.synthetic.store import (default_benchmark_path, ensure_benchmark, ensure_generated,
+                                         write_train_shards)
 from chrono.errors import ConfigError
 from chrono.progress import Progress
 
 register()
-CLIP_KEYS = ("height", "width", "num_frames", "num_tracks", "motion")
+CLIP_KEYS = ("height", "width", "num_frames", "num_tracks", "motion", "grid_stride")
 
 
 def clip_overrides(cfg) -> dict:
@@ -43,15 +44,22 @@ def main(cfg) -> int:
         raise ConfigError(f"what={cfg.what}: expected all, train or benchmark")
     say = Progress("synthetic", enabled=cfg.progress).say
     given = cfg.what != "all"  # `all` makes the default sets, exactly as `make data` and training expect them
-    if cfg.what in ("all", "train"):
-        out = Path(to_absolute_path(cfg.out)) if given and cfg.out else default_train_root()
-        kw = dict(num_clips=1000, seed=0, clips_per_shard=50)
-        if given:
-            kw = dict(num_clips=cfg.num_clips, seed=cfg.seed, clips_per_shard=cfg.clips_per_shard,
-                      compression=None if cfg.compression in (None, "none") else cfg.compression,
-                      workers=cfg.workers, **clip_overrides(cfg))
-            if cfg.force and out.exists():
-                shutil.rmtree(out)
+    if cfg.what == "all":  # the default set exactly as conf/dataset/synthetic.yaml has training make it
+        start = time.time()
+        from omegaconf import OmegaConf
+
+        generate = OmegaConf.to_container(compose("train", ["dataset=synthetic"]).dataset.generate, resolve=True)
+        out = ensure_generated(generate, workers=cfg.workers, progress=cfg.progress)
+        say(f"training shards ready in {out} ({time.time() - start:.0f} s)")
+    if cfg.what == "train":
+        if not cfg.out:
+            raise ConfigError("what=train: give out=<folder> (what=all makes the default set)")
+        out = Path(to_absolute_path(cfg.out))
+        kw = dict(num_clips=cfg.num_clips, seed=cfg.seed, clips_per_shard=cfg.clips_per_shard,
+                  compression=None if cfg.compression in (None, "none") else cfg.compression,
+                  workers=cfg.workers, **clip_overrides(cfg))
+        if cfg.force and out.exists():
+            shutil.rmtree(out)
         start = time.time()
         write_train_shards(out, exist_ok=True, progress=cfg.progress, **kw)
         say(f"training shards ready in {out} ({time.time() - start:.0f} s)")

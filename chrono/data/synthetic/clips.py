@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from chrono.data.grid import QueryGrid, encode_grid, grid_pixels, grid_shape
 from chrono.data.synthetic.textures import make_texture
 
 # Training clips use seeds ``seed * TRAIN_SEED_STRIDE + i``; benchmark videos start at
@@ -48,6 +49,9 @@ class ClipOptions:
     camera_motion: float = 1.0  # extra factor for the camera (pan, zoom, rotation); 0 = fixed camera
     object_size: Sequence[float] = (0.15, 0.5)  # object diameter range, fraction of min(height, width)
     object_track_fraction: float = 0.5  # share of tracks on objects (when objects are visible enough)
+    # Instead of num_tracks random candidates: every point of a stride-s (t, y, x) query grid with its surface id
+    # (random offset), for kubric's per-read sampling (chrono.data.grid, chrono.data.sampling); None: candidates.
+    grid_stride: int | None = None
     return_segmentation: bool = False  # also return the id of the top surface at every pixel centre
 
     def __post_init__(self):
@@ -60,6 +64,8 @@ class ClipOptions:
             raise ValueError(f"num_objects must be in [0, 100] (or a [min, max] range), got {self.num_objects}")
         if not 0 <= self.object_track_fraction <= 1:
             raise ValueError(f"object_track_fraction must be in [0, 1], got {self.object_track_fraction}")
+        if self.grid_stride is not None and not 1 <= self.grid_stride <= min(self.num_frames, self.height, self.width):
+            raise ValueError(f"grid_stride must be null or in [1, min(num_frames, height, width)], got {self.grid_stride}")
 
     @property
     def object_count_range(self) -> tuple[int, int]:
@@ -164,7 +170,12 @@ class _Surface:
         if self.alpha is None:
             return np.ones(np.broadcast(t, x, y).shape, bool)
         u, v = _apply(self.from_frame[t], x, y)
-        return _bilinear(self.alpha, u, v, wrap=False) > 0.5
+        # The mask has an empty 2-texel border, so points off the texture are outside: sample only the others.
+        th, tw = self.alpha.shape
+        on = (u >= 0) & (u < tw) & (v >= 0) & (v < th)
+        out = np.zeros(on.shape, bool)
+        out[on] = _bilinear(self.alpha, u[on], v[on], wrap=False) > 0.5
+        return out
 
 
 def _shape_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -299,9 +310,7 @@ def _sample_tracks(rng: np.random.Generator, surfaces: list[_Surface], o: ClipOp
     pool = max(4 * n, 256)
     tq = rng.integers(T, size=pool)
     px, py = rng.uniform(0, w, size=pool), rng.uniform(0, h, size=pool)
-    surf = np.zeros(pool, np.int64)
-    for sid, s in enumerate(surfaces[1:], start=1):
-        surf[s.inside(tq, px, py)] = sid
+    surf = _surface_at(surfaces, tq, px, py)
     on_obj = np.flatnonzero(surf > 0)
     on_bg = np.flatnonzero(surf == 0)
     want_obj = min(int(round(o.object_track_fraction * n)), len(on_obj))
@@ -316,7 +325,22 @@ def _sample_tracks(rng: np.random.Generator, surfaces: list[_Surface], o: ClipOp
     chosen = np.concatenate([chosen_obj, rng.choice(on_bg, size=n - want_obj, replace=False)])
     chosen = chosen[rng.permutation(n)]
     tq, px, py, surf = tq[chosen], px[chosen], py[chosen], surf[chosen]
+    tracks, occluded = _track_points(surfaces, o, tq, px, py, surf)
+    queries = np.stack([tq, py, px], -1).astype(np.float32)
+    return tracks, occluded, queries, surf
 
+
+def _surface_at(surfaces: list[_Surface], tq, px, py) -> np.ndarray:
+    """The id of the surface on top at frame points (tq, px, py) (the renderer's mask test)."""
+    surf = np.zeros(np.shape(tq), np.int64)
+    for sid, s in enumerate(surfaces[1:], start=1):
+        surf[s.inside(tq, px, py)] = sid
+    return surf
+
+
+def _track_points(surfaces: list[_Surface], o: ClipOptions, tq, px, py, surf):
+    """Exact tracks (x, y) [N, T, 2] float32 and occluded [N, T] of query points (tq, px, py) on surfaces ``surf``."""
+    h, w, T, n = o.height, o.width, o.num_frames, len(tq)
     to_frame = np.stack([s.to_frame for s in surfaces])  # [S, T, 2, 3]
     from_frame = np.stack([s.from_frame for s in surfaces])
     u, v = _apply(from_frame[surf, tq], px, py)  # texture coordinates of each point
@@ -329,9 +353,20 @@ def _sample_tracks(rng: np.random.Generator, surfaces: list[_Surface], o: ClipOp
         nearer = surf < sid
         if nearer.any():
             occluded[nearer] |= s.inside(frames, x[nearer], y[nearer])
-    tracks = np.stack([x, y], -1).astype(np.float32)
-    queries = np.stack([tq, py, px], -1).astype(np.float32)
-    return tracks, occluded, queries, surf
+    return np.stack([x, y], -1).astype(np.float32), occluded
+
+
+def _query_grid(rng: np.random.Generator, surfaces: list[_Surface], o: ClipOptions) -> QueryGrid:
+    """Every point of a stride-``grid_stride`` (t, y, x) grid with a random offset, queried at its pixel centre,
+    with its surface id (0 = background, k = k-th object) and exact track: what kubric's per-read sampling needs."""
+    start = rng.integers(0, o.grid_stride, 3)
+    shape = grid_shape(o.num_frames, o.height, o.width, start, o.grid_stride)
+    pix = grid_pixels(start, o.grid_stride, shape).reshape(-1, 3)
+    tq, py, px = pix[:, 0], pix[:, 1] + 0.5, pix[:, 2] + 0.5
+    surf = _surface_at(surfaces, tq, px, py)
+    tracks, occluded = _track_points(surfaces, o, tq, px, py, surf)
+    return encode_grid(start, o.grid_stride, surf.reshape(shape), tracks.reshape(shape + tracks.shape[1:]),
+                       occluded.reshape(shape + occluded.shape[1:]))
 
 
 def generate_clip(seed: int, **options: Any) -> dict[str, np.ndarray]:
@@ -359,14 +394,12 @@ def generate_clip(seed: int, **options: Any) -> dict[str, np.ndarray]:
     objects = [_object(rng, o, cam, unit) for _ in range(int(rng.integers(lo, hi + 1)))]
     surfaces = [background] + objects
     video, seg = _render(surfaces, o)
-    tracks, occluded, queries, surf = _sample_tracks(rng, surfaces, o)
-    out = {
-        "video": video,
-        "tracks": tracks,
-        "occluded": occluded,
-        "query_points": queries,
-        "surface": surf.astype(np.int8),
-    }
+    if o.grid_stride is not None:
+        out = {"video": video, "grid": _query_grid(rng, surfaces, o)}
+    else:
+        tracks, occluded, queries, surf = _sample_tracks(rng, surfaces, o)
+        out = {"video": video, "tracks": tracks, "occluded": occluded, "query_points": queries,
+               "surface": surf.astype(np.int8)}
     if o.return_segmentation:
         out["segmentation"] = seg
     return out

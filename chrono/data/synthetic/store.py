@@ -13,7 +13,7 @@ import os
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -33,8 +33,11 @@ def _write_shard_task(task: tuple) -> list[dict]:
         for i in indices:
             s = train_seed(seed, i)
             c = generate_clip(s, **options)
-            w.add_clip(f"clip_{i:06d}", c["video"], c["tracks"], c["occluded"], query_points=c["query_points"],
-                       attrs={"seed": s})
+            if "grid" in c:  # grid_stride: the whole query grid with surface ids (kubric's per-read sampling)
+                w.add_clip(f"clip_{i:06d}", c["video"], grid=c["grid"], attrs={"seed": s})
+            else:
+                w.add_clip(f"clip_{i:06d}", c["video"], c["tracks"], c["occluded"], query_points=c["query_points"],
+                           attrs={"seed": s})
     return w.entries
 
 
@@ -167,6 +170,17 @@ def ensure_benchmark(path: str | os.PathLike | None = None, **kwargs: Any) -> Pa
 def default_train_root() -> Path:
     """``<data root>/synthetic/train``: where :func:`ensure_train_shards` puts the default training set."""
     return data_root() / "synthetic" / "train"
+
+
+def ensure_generated(generate: Mapping[str, Any], **kwargs: Any) -> Path:
+    """The training set a dataset config's ``generate`` node describes (``dir``, ``num_clips``, ``seed``,
+    ``options``: conf/dataset/synthetic.yaml), in ``<data root>/synthetic/<dir>``, generated on first use.
+    Each set lives in its own folder, so experiments with different generation settings never collide.
+    ``kwargs`` (workers, progress, ...) go to :func:`write_train_shards`."""
+    gen = dict(generate)
+    options = dict(gen.pop("options", None) or {})
+    folder = gen.pop("dir", None)
+    return ensure_train_shards(data_root() / "synthetic" / folder if folder else None, **gen, **options, **kwargs)
 
 
 def ensure_train_shards(root: str | os.PathLike | None = None, num_clips: int = 1000, seed: int = 0, **kwargs) -> Path:
