@@ -107,14 +107,12 @@ def test_command_without_a_checkpoint_is_one_line(tmp_path):
     assert res.returncode == 2 and "none.ckpt: no such checkpoint" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("settings", [
-    dict(backbone="tiny", input_size=56, adapter={"type": "conv3d", "placement": "late"}),
-    dict(backbone="resnet18", input_size=32),
-], ids=["conv3d-adapter", "resnet18"])
-def test_every_model_variant_exports_checked(tmp_path, settings):
-    """The ablation variants (#15) take the same export path; export_bundle's own ONNX Runtime check must pass."""
+def test_a_cnn_backbone_exports_checked(tmp_path):
+    """The ResNet baselines (#15) take the same export path (their features are 256 wide, not a ViT's embed_dim);
+    export_bundle's own ONNX Runtime check must pass. (Conv adapters export the same way: checked by hand, not
+    here, to keep CI short: each export costs about a minute.)"""
     pytest.importorskip("onnxruntime")
-    tracker = chrono.load_tracker(None, **settings)
+    tracker = chrono.load_tracker(None, backbone="resnet18", input_size=32)
     report = export_bundle(tracker, tmp_path / "m.onnx", resolution=(64, 64), attention="onnx")
     assert report.checks["full"].track_max_px <= CHECK_TRACKS_PX and report.checks["split"].track_max_px <= CHECK_TRACKS_PX
     assert all(p.is_file() for p in report.paths.values())
