@@ -47,12 +47,9 @@ class BenchmarkResult:
 
 
 def tracker_device(tracker: Any) -> torch.device:
-    """Where a tracker computes: the device of its parameters (or buffers); CPU for parameter-free trackers."""
-    for tensors in (getattr(tracker, "parameters", None), getattr(tracker, "buffers", None)):
-        if tensors is not None:
-            for t in tensors():
-                return t.device
-    return torch.device("cpu")
+    """Where a tracker computes: its ``device`` (ChronoTracker, OnnxTracker), else the CPU (zero motion, stored
+    predictions)."""
+    return torch.device(getattr(tracker, "device", "cpu"))
 
 
 def predict_video(tracker: Any, video, queries: Queries,

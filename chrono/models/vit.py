@@ -7,7 +7,7 @@ factories in :data:`BACKBONES`; ``tiny`` is ours, for CPU tests and CPU training
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -49,13 +49,6 @@ BACKBONES: dict[str, ViTConfig] = {
     "vitl": ViTConfig(embed_dim=1024, depth=24, num_heads=16),
     "vitg": ViTConfig(embed_dim=1536, depth=40, num_heads=24, ffn="swiglu"),
 }
-
-
-def backbone_config(name: str, **overrides) -> ViTConfig:
-    """The preset ``name`` (tiny, vits, vitb, vitl, vitg) with field overrides (None values ignored)."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
-    return replace(BACKBONES[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 class DinoVisionTransformer(nn.Module):

@@ -32,7 +32,8 @@ from chrono.losses import tracking_loss
 from chrono.models import head as heads
 from chrono.models.accelerate import accelerate
 from chrono.models.tracker import ChronoTracker
-from chrono.models.vit import DinoVisionTransformer, backbone_config
+from chrono.models.backbones import backbone_config
+from chrono.models.vit import DinoVisionTransformer
 from chrono.training.optim import build_optimizer
 
 VIDEO_SIZE = 256  # clips are 256 x 256 like the benchmarks and the training data (the tracker resizes them)

@@ -8,7 +8,7 @@ from chrono.checkpoint import CheckpointError, build_tracker, infer_tracker_conf
 from chrono.errors import ConfigError
 from chrono.layers.temporal_adapter import MIXERS
 from chrono.models.tracker import PLACEMENTS, AdapterConfig, TrackerConfig, adapter_blocks
-from chrono.models.vit import backbone_config
+from chrono.models.backbones import backbone_config
 
 
 def test_placements_of_a_12_block_vit():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from chrono.checkpoint import build_tracker
-from chrono.models.vit import BACKBONES, DinoVisionTransformer, backbone_config
+from chrono.models.backbones import backbone_config
+from chrono.models.vit import BACKBONES, DinoVisionTransformer
 
 
 def count(module):

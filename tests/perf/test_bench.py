@@ -12,7 +12,7 @@ from chrono.perf import suite
 from chrono.perf.cases import run_case
 from chrono.perf.measure import PeakMemory, clip_flops, vit_flops_per_frame
 from chrono.models.tracker import TrackerConfig
-from chrono.models.vit import backbone_config
+from chrono.models.backbones import backbone_config
 
 pytestmark = pytest.mark.slow  # the whole CI-sized benchmark: ~15 s on 2 cores, ~45 s with its ONNX export
 

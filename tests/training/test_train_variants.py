@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import chrono
 from chrono.checkpoint import read_checkpoint
 from chrono.errors import ConfigError
 from chrono.models.tracker import ChronoTracker, TrackerConfig
+from chrono.train import build_model
+from chrono.training.runtime import seed_everything
 
 CONF = Path(chrono.__file__).resolve().parents[1] / "conf"
 
@@ -44,8 +47,14 @@ def test_variant_trains_and_its_checkpoint_reloads(variant, tmp_path, trainer, f
     rebuilt = ChronoTracker(TrackerConfig.from_dict(state["tracker_config"]))
     rebuilt.load_state_dict(state["model"])
     rebuilt.eval()
-    assert any(not torch.equal(v, rebuilt.state_dict()[k]) for k, v in ChronoTracker(cfg).state_dict().items()
-               if v.is_floating_point())  # trained weights, not a fresh model
+    # trained weights, not a fresh model: the run's own initialisation (train() seeds, then builds the model),
+    # moved by the 2 AdamW steps by about lr each (a different random init would differ by far more)
+    config = OmegaConf.create(state["config"])
+    seed_everything(config.seed)
+    init = build_model(config).state_dict()
+    moved = {k: (v - init[k]).abs().max().item() for k, v in state["model"].items() if v.is_floating_point()}
+    assert max(moved.values()) > 0
+    assert max(moved.values()) <= 3 * 2 * config.optim.lr, max(moved.items(), key=lambda kv: kv[1])
     video, queries = torch.rand(1, 6, 64, 64, 3) * 2 - 1, torch.tensor([[[0.0, 10.0, 20.0], [5.0, 40.0, 50.0]]])
     with torch.no_grad():
         out, ref = loaded(video, queries), rebuilt(video, queries)
@@ -68,7 +77,7 @@ def test_checkpoints_from_before_adapter_type_and_placement_resume(tmp_path, tra
 @pytest.mark.parametrize("adapter", sorted(p.stem for p in (CONF / "adapter").glob("*.yaml")))
 def test_every_backbone_and_adapter_compose(backbone, adapter, composer):
     cfg = composer([f"backbone={backbone}"])  # a CNN backbone's file selects adapter=none
-    assert cfg.backbone.name == backbone and cfg.adapter.enabled == backbone.startswith("vit") or backbone == "tiny"
+    assert cfg.backbone.name == backbone and cfg.adapter.enabled == (backbone not in ("resnet18", "tsm_resnet18"))
     cfg = composer([f"backbone={backbone}", f"adapter={adapter}"])
     assert cfg.adapter.enabled == (adapter != "none")
 
