@@ -116,8 +116,7 @@ def decode_png(data: bytes) -> np.ndarray:
     """Decode a PNG to [H, W, C] uint8 or uint16 (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA), bit exact.
 
     Uses libspng (``pyspng``) when installed, else (and for gray+alpha, which libspng cannot output and
-    TFDS does not write, and where libspng cannot start its zlib: decord imported before pyspng brings a
-    clashing one) the pure numpy/zlib decoder :func:`decode_png_numpy`.
+    TFDS does not write) the pure numpy/zlib decoder :func:`decode_png_numpy`.
     """
     channels, depth = _png_header(data)
     if pyspng is None or channels == 2:
@@ -126,8 +125,6 @@ def decode_png(data: bytes) -> np.ndarray:
         # 16-bit: libspng's automatic format gives GA16 for gray and RGBA16 for RGB (the added alpha is dropped).
         arr = pyspng.load(data, None if depth == 16 else _SPNG_8BIT[channels])
     except RuntimeError as e:
-        if "zlib init" in str(e):  # libspng's zlib clashes with one loaded before it (decord's): not the data
-            return decode_png_numpy(data)
         raise FeatureError(f"undecodable PNG: {e}") from e
     if arr.ndim == 2:
         arr = arr[:, :, None]

@@ -114,19 +114,3 @@ def test_build_layout(kubric_build):
     assert tfds_features.find_builds(kubric_build.parents[2]) == [kubric_build]
     with pytest.raises(FeatureError, match="features.json"):
         load_features(kubric_build.parent)
-
-
-def test_a_clashing_zlib_falls_back_to_the_numpy_decoder(monkeypatch):
-    """decord imported before pyspng gives libspng a zlib it cannot start ("zlib init error") for every image:
-    the PNG is then decoded by the numpy decoder instead of failing."""
-    import chrono.kubric.tfds as tfds
-
-    if tfds.pyspng is None:
-        pytest.skip("pyspng is not installed")
-    image = np.arange(7 * 9 * 3, dtype=np.uint16).reshape(7, 9, 3) * 97
-
-    def clash(*args, **kwargs):
-        raise RuntimeError("pyspng: could not decode image: zlib init error")
-
-    monkeypatch.setattr(tfds.pyspng, "load", clash)
-    assert np.array_equal(decode_png(encode_png(image)), image)
