@@ -38,7 +38,7 @@ from chrono.metrics import TABLE_LABELS
 from chrono.models.backbones import backbone_config, is_vit
 from chrono.progress import Progress
 from chrono.training.optim import build_optimizer
-from chrono.precision import EVAL_PRECISIONS, autocast_dtype
+from chrono.precision import EVAL_PRECISIONS, autocast, autocast_dtype
 from chrono.training.runtime import (check_settings, find_resume_checkpoint, resolve_device, seed_everything,
                                      to_device, zero_nan_gradients)
 from chrono.training.state import TrainState, load_training_checkpoint, save_training_checkpoint
@@ -146,7 +146,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 batch = to_device(next(batches), device)
                 sync = micro == accum - 1 or where.world_size == 1
                 with (contextlib.nullcontext() if sync else ddp_model.no_sync()):
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    with autocast(device, amp_dtype):
                         output = ddp_model(batch["video"], batch["query_points"])
                     loss, terms = tracking_loss({k: v.float() for k, v in output.items()}, batch, **cfg.loss)
                     scaler.scale(loss / accum).backward()

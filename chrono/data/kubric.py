@@ -28,8 +28,6 @@ def main(cfg) -> None:
     missing = [k for k in ("src", "out") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise ConfigError(f"give {' and '.join(f'{k}=<dir>' for k in missing)} (see --help)")
-    if not (cfg.parts >= 1 and 0 <= cfg.part < cfg.parts):
-        raise ConfigError(f"part={cfg.part} parts={cfg.parts}: expected parts >= 1 and 0 <= part < parts")
     if cfg.sampling_stride < 1:
         raise ConfigError(f"sampling_stride={cfg.sampling_stride}: expected an integer >= 1")
     options = ConvertOptions(**{f.name: cfg[f.name] for f in fields(ConvertOptions)})

@@ -413,8 +413,6 @@ class ShardReader:
         self._file.close()
 
     def _group(self, name: str) -> h5py.Group:
-        if name in self._infos:  # checked before (HDF5 metadata reads are slow: once per clip and reader)
-            return self._file[name]
         where = f"{self.path} clip {name!r}"
         if name not in self._file:
             raise ShardError(f"{where}: no such clip in this shard")

@@ -50,12 +50,14 @@ NONFINITE = ("skip", "zero_nan")  # optim.nonfinite: what a step with a non-fini
 def zero_nan_gradients(params) -> int:
     """``optim.nonfinite: zero_nan`` (the reference): zero the gradient of every parameter whose gradient holds a
     NaN; Inf is not checked. Returns how many parameters were zeroed."""
-    zeroed = 0
-    for p in params:
-        if p.grad is not None and torch.isnan(p.grad).any():
-            p.grad.zero_()
-            zeroed += 1
-    return zeroed
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0
+    flags = torch.stack([g.isnan().any() for g in grads]).tolist()  # one device sync for all of them
+    for grad, has_nan in zip(grads, flags):
+        if has_nan:
+            grad.zero_()
+    return sum(flags)
 
 
 def _is_int(value) -> bool:
