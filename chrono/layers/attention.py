@@ -37,15 +37,32 @@ def tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
+def cached_unless_tracing(maxsize: int):
+    """``functools.lru_cache(maxsize)`` for functions that build tensors, bypassed while :func:`tracing` (every
+    caller gets the rule, not only those that remember it)."""
+
+    def decorate(build):
+        cached = functools.lru_cache(maxsize=maxsize)(build)
+
+        @functools.wraps(build)
+        def call(*args):
+            return build(*args) if tracing() else cached(*args)
+
+        call.cache_clear = cached.cache_clear
+        return call
+
+    return decorate
+
+
 def make_band_mask(length: int, half_width: int, device: torch.device | None = None) -> torch.Tensor:
     """Boolean [length, length] mask, True where |i - j| <= half_width (True = may attend); uncached."""
     idx = torch.arange(length, device=device)
     return (idx[:, None] - idx[None, :]).abs() <= half_width
 
 
-@functools.lru_cache(maxsize=32)
+@cached_unless_tracing(maxsize=32)
 def band_mask(length: int, half_width: int, device: torch.device) -> torch.Tensor:
-    """:func:`make_band_mask`, cached (eager mode; :func:`attention` calls the uncached one while tracing)."""
+    """:func:`make_band_mask`, cached (eager mode; made afresh while tracing)."""
     return make_band_mask(length, half_width, device)
 
 
@@ -65,7 +82,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: int | Non
         if band is not None:
             bias = fmha.attn_bias.LocalAttentionFromBottomRightMask(window_left=band, window_right=band)
         return xops.memory_efficient_attention(q, k, v, attn_bias=bias)
-    mask = None if band is None else (make_band_mask if tracing() else band_mask)(q.shape[1], band, q.device)
+    mask = None if band is None else band_mask(q.shape[1], band, q.device)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
     return out.transpose(1, 2)
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from chrono.coords import rescale_xy
-from chrono.layers.attention import tracing
+from chrono.layers.attention import cached_unless_tracing
 
 # The reference expresses head outputs at this resolution before rescaling them to the video.
 HEAD_RESOLUTION = (256, 256)
@@ -214,10 +214,11 @@ def build_window_tables(h: int, w: int, radius: float, dtype: torch.dtype, devic
                         peak_column)
 
 
-@functools.lru_cache(maxsize=32)
+@cached_unless_tracing(maxsize=32)
 @torch.inference_mode(False)  # cached tables made under inference mode could not serve a later training step
 def window_tables(h: int, w: int, radius: float, dtype: torch.dtype, device: torch.device) -> WindowTables | None:
-    """:func:`build_window_tables`, cached (eager mode; the head calls the uncached one while tracing)."""
+    """:func:`build_window_tables`, cached (eager mode; made afresh while tracing: graph constants, never a cache
+    entry made of a tracer's tensors)."""
     return build_window_tables(h, w, radius, dtype, device)
 
 
@@ -243,8 +244,7 @@ def local_soft_argmax_window(
     """
     h, w = grid_hw
     dtype = torch.promote_types(cost.dtype, torch.float32)
-    # While tracing: fresh tables (constants of the graph); never a cache entry made of a tracer's tensors.
-    tables = (build_window_tables if tracing() else window_tables)(int(h), int(w), float(radius), dtype, cost.device)
+    tables = window_tables(int(h), int(w), float(radius), dtype, cost.device)
     if tables is None:  # radius 0: the reference's empty window gives 0 / clamp(0, 1e-12) = 0
         return cost.new_zeros(peak.shape + (2,), dtype=dtype)
     window = (cost.gather(-1, tables.index[peak]) * softmax_temperature).to(dtype)  # [..., K] logits
