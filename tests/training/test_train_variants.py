@@ -88,6 +88,7 @@ def test_paper_sweeps_are_in_their_files(composer):
     sweeps = {"paper/adapter_type": {"adapter": "chrono,conv1d,conv3d"},
               "paper/placement": {"adapter.placement": "all,early,late,alternate"},
               "paper/mini_adapter_type": {"adapter": "chrono,conv1d,conv3d,none"},
+              "paper/mini_adapter_type_pre14": {"adapter": "chrono,conv1d,conv3d,none"},
               "paper/mini_placement": {"adapter.placement": "all,early,late,alternate"}}
     with initialize_config_dir(str(CONF), version_base="1.3"):
         for experiment, params in sweeps.items():
@@ -96,6 +97,9 @@ def test_paper_sweeps_are_in_their_files(composer):
     minis = [composer([f"experiment=paper/mini_{t}"]) for t in ("adapter_type", "placement", "main_table")]
     assert len({m.steps for m in minis}) == 1  # equal steps for every miniature
     assert minis[1].backbone.depth == 5  # so that early, late and alternate differ
+    pre14 = composer(["experiment=paper/mini_adapter_type_pre14"])  # the measured table's data, before issue #14
+    assert (pre14.steps, pre14.dataset.num_tracks, pre14.dataset.track_sampling, pre14.dataset.color_scope,
+            pre14.dataset.generate.options.grid_stride) == (minis[0].steps, 2048, "uniform", "clip", None)
 
 
 def test_paper_recipe_takes_cnns_without_dinov2_and_refuses_adapters_on_them(tmp_path, composer):
