@@ -8,7 +8,7 @@ cost volume stay float32.
 
 Two MatMuls of the head have constant weights too and stay float32: ``occ_linear`` (Linear(3, 2) on [mean, max,
 min] of the cost volume) and the soft-argmax window basis [K, 3]. Quantizing them moves the occlusion logits by
-up to 1.5 and flips 2.9 % of the occlusion decisions of the fixture model (docs/deploy.md); a weight with a side
+up to 1.5 and flips 2.9 % of the occlusion decisions of the fixture model (a prototype measurement, docs/deploy.md); a weight with a side
 below :data:`SMALL_WEIGHT` marks them. What int8 costs in accuracy and gains in speed: docs/deploy.md.
 """
 
